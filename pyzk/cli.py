@@ -1,0 +1,467 @@
+"""``zkServer.py``: start, stop and query a pyzk server the way zkServer.sh does.
+
+Operators and scripts know ZooKeeper through ``zkServer.sh``; this command
+takes the same arguments (``[--config DIR] {start|start-foreground|stop|
+restart|status|version|print-cmd} [CONFIG]``), honours the same environment
+(ZOOCFGDIR, ZOOCFG, ZOOPIDFILE, ZOO_LOG_DIR, SERVER_JVMFLAGS, JVMFLAGS) and
+prints the same messages, so a wrapper that parses them keeps working.
+
+Where zkServer.sh guesses (``start`` sleeps one second and checks that the
+JVM is still alive; ``stop`` sleeps one second), this waits for the real
+event: the client port accepting connections, the process exiting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pyzk import APACHE_COMPAT_VERSION, __version__
+from pyzk.config import ConfigError, ServerConfig, java_trim, load_config, read_properties
+
+log = logging.getLogger(__name__)
+
+USAGE = (
+    "Usage: {prog} [--config <conf-dir>] "
+    "{{start|start-foreground|stop|version|restart|status|print-cmd}}"
+)
+COMMANDS = frozenset(
+    {"start", "start-foreground", "stop", "version", "restart", "status", "print-cmd"}
+)
+PID_FILE_NAME = "zookeeper_server.pid"
+START_TIMEOUT = 30.0  # seconds `start` waits for the client port (PYZK_START_TIMEOUT)
+STOP_TIMEOUT = 30.0  # seconds `stop` waits for the process to exit (PYZK_STOP_TIMEOUT)
+POLL_INTERVAL = 0.05
+# Exit codes of Apache's QuorumPeerMain (org.apache.zookeeper.server.ExitCode).
+EXIT_UNEXPECTED_ERROR = 1
+EXIT_INVALID_INVOCATION = 2
+
+LOG_FORMAT = "%(asctime)s [myid:%(myid)s] - %(levelname)-5s [%(threadName)s:%(module)s@%(lineno)d] - %(message)s"  # noqa: E501
+
+
+@dataclass(slots=True)
+class Invocation:
+    """A parsed command line plus the environment it runs in."""
+
+    prog: str
+    command: str | None
+    config_path: str
+    env: Mapping[str, str]
+
+
+def version_text() -> str:
+    return f"pyzk {__version__} (wire-compatible with Apache ZooKeeper {APACHE_COMPAT_VERSION})"
+
+
+def resolve_config_path(
+    arg: str | None, confdir: str | None, env: Mapping[str, str], cwd: str | None = None
+) -> str:
+    """Which zoo.cfg a command uses.
+
+    zkServer.sh takes ``$ZOOCFGDIR/$2`` unless ``$2`` has a directory part, and
+    ``$ZOOCFGDIR/$ZOOCFG`` (default zoo.cfg) without ``$2``.  Because pyzk is
+    installed as a Python package rather than unpacked next to a ``conf/``
+    directory, ``conf/<name>`` in the current directory is tried before
+    ZOOCFGDIR unless ``--config`` names the directory explicitly.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    name = arg if arg else env.get("ZOOCFG") or "zoo.cfg"
+    if arg and os.path.dirname(arg):
+        return arg
+    if confdir:
+        return os.path.join(confdir, name)
+    local = os.path.join("conf", name)
+    if (base / local).is_file():
+        return local
+    env_dir = env.get("ZOOCFGDIR")
+    if env_dir and os.path.isfile(os.path.join(env_dir, name)):
+        return os.path.join(env_dir, name)
+    if arg and (base / arg).is_file():
+        return arg
+    return local
+
+
+def parse_args(argv: Sequence[str], env: Mapping[str, str], prog: str) -> Invocation:
+    """zkEnv.sh/zkServer.sh argument handling: ``[--config DIR] CMD [CONFIG]``."""
+    args = list(argv)
+    confdir: str | None = None
+    if len(args) > 1 and args[0] == "--config":
+        confdir = args[1]
+        args = args[2:]
+    command = args[0] if args else None
+    if command not in COMMANDS:
+        command = None
+    cfg_arg = args[1] if len(args) > 1 else None
+    return Invocation(prog, command, resolve_config_path(cfg_arg, confdir, env), env)
+
+
+def jvm_flags(env: Mapping[str, str]) -> str:
+    """zkServer.sh prepends SERVER_JVMFLAGS to JVMFLAGS."""
+    return " ".join(f for f in (env.get("SERVER_JVMFLAGS"), env.get("JVMFLAGS")) if f)
+
+
+def data_dir_of(config_path: str) -> str:
+    """dataDir as zkServer.sh finds it (it greps; a config with other errors
+    still names its pid file), empty when the file or the key is missing."""
+    try:
+        props = read_properties(config_path)
+    except (OSError, ConfigError):
+        return ""
+    return java_trim(props.get("dataDir", ""))
+
+
+def pid_file_path(config_path: str, env: Mapping[str, str]) -> Path:
+    """ZOOPIDFILE, else ``<dataDir>/zookeeper_server.pid``."""
+    explicit = env.get("ZOOPIDFILE")
+    if explicit:
+        return Path(explicit)
+    return Path(data_dir_of(config_path)) / PID_FILE_NAME
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        text = pid_file.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie child counts as gone)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name, default))
+    except ValueError:
+        return default
+
+
+def daemon_out_path(config_path: str, env: Mapping[str, str]) -> Path:
+    """Where ``start`` sends the server's stdout/stderr, named as zkServer.sh names it."""
+    log_dir = env.get("ZOO_LOG_DIR") or data_dir_of(config_path) or "."
+    user = env.get("USER") or "user"
+    host = env.get("HOSTNAME") or socket.gethostname()
+    return Path(log_dir) / f"zookeeper-{user}-server-{host}.out"
+
+
+def foreground_command(config_path: str) -> list[str]:
+    """The process ``start`` runs in the background."""
+    return [sys.executable, "-m", "pyzk", "start-foreground", os.path.abspath(config_path)]
+
+
+def _child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for the server process: pyzk importable even from a checkout."""
+    child = dict(env)
+    src = str(Path(__file__).resolve().parent.parent)
+    paths = [p for p in child.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if src not in paths:
+        child["PYTHONPATH"] = os.pathsep.join([src, *paths])
+    return child
+
+
+def _connect_host(address: str | None) -> str:
+    if address in (None, "", "0.0.0.0"):
+        return "127.0.0.1"
+    if address == "::":
+        return "::1"
+    return address
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# commands
+
+
+def cmd_start(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    out.write("Starting zookeeper ... ")
+    out.flush()
+    pid_file = pid_file_path(inv.config_path, inv.env)
+    pid = read_pid(pid_file)
+    if pid is not None and pid_alive(pid):
+        out.write(f"already running as process {pid}.\n")
+        return 1
+    try:
+        cfg = load_config(inv.config_path, jvm_flags=jvm_flags(inv.env))
+    except ConfigError as e:
+        out.write("FAILED TO START\n")
+        err.write(f"{e}\n")
+        return 1
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    daemon_out = daemon_out_path(inv.config_path, inv.env)
+    daemon_out.parent.mkdir(parents=True, exist_ok=True)
+    with open(daemon_out, "ab") as sink:
+        proc = subprocess.Popen(
+            foreground_command(inv.config_path),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=_child_env(inv.env),
+            start_new_session=True,
+        )
+    try:
+        pid_file.write_text(str(proc.pid))
+    except OSError as e:
+        out.write("FAILED TO WRITE PID\n")
+        err.write(f"{pid_file}: {e.strerror}\n")
+        return 1
+    deadline = time.monotonic() + _env_seconds(inv.env, "PYZK_START_TIMEOUT", START_TIMEOUT)
+    host = _connect_host(cfg.client_port_address)
+    while True:
+        if proc.poll() is not None:
+            out.write("FAILED TO START\n")
+            err.write(f"see {daemon_out}\n")
+            pid_file.unlink(missing_ok=True)
+            return 1
+        if cfg.client_port is None or _port_open(host, cfg.client_port):
+            break
+        if time.monotonic() >= deadline:
+            err.write(f"server is running but not yet listening on {host}:{cfg.client_port}\n")
+            break
+        time.sleep(POLL_INTERVAL)
+    out.write("STARTED\n")
+    return 0
+
+
+def cmd_stop(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    out.write("Stopping zookeeper ... ")
+    out.flush()
+    pid_file = pid_file_path(inv.config_path, inv.env)
+    if not pid_file.is_file():
+        out.write(f"no zookeeper to stop (could not find file {pid_file})\n")
+        return 0
+    pid = read_pid(pid_file)
+    if pid is None:
+        err.write(f"{pid_file}: no process id in the file\n")
+    else:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            err.write(f"kill: ({pid}) - No such process\n")
+            pid = None
+    pid_file.unlink(missing_ok=True)
+    if pid is not None:
+        deadline = time.monotonic() + _env_seconds(inv.env, "PYZK_STOP_TIMEOUT", STOP_TIMEOUT)
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+        if pid_alive(pid):
+            err.write(f"process {pid} did not exit after SIGTERM\n")
+    out.write("STOPPED\n")
+    return 0
+
+
+def cmd_restart(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    cmd_stop(inv, out, err)
+    return cmd_start(inv, out, err)
+
+
+def srvr(host: str, port: int, *, use_ssl: bool = False, timeout: float = 5.0) -> str:
+    """Send the ``srvr`` four-letter word and return the whole answer ("" on failure)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock: socket.socket = raw
+            if use_ssl:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                sock = ctx.wrap_socket(raw, server_hostname=host)
+            sock.sendall(b"srvr")
+            chunks = []
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+    except OSError:
+        return ""
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _status_address(cfg: ServerConfig) -> tuple[str, int | None, bool]:
+    """Host, port and TLS flag that zkServer.sh status would contact."""
+    if cfg.client_port is not None:
+        host = cfg.raw.get("clientPortAddress") or "localhost"
+        me = cfg.servers.get(cfg.my_id) if cfg.my_id is not None else None
+        if me is not None and not me.client_from_static and me.client_host not in (None, "0.0.0.0"):
+            host = me.client_host or host
+        return host, cfg.client_port, False
+    if cfg.secure_client_port is not None:
+        return cfg.raw.get("secureClientPortAddress") or "localhost", cfg.secure_client_port, True
+    return "localhost", None, False
+
+
+def cmd_status(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    try:
+        cfg = load_config(inv.config_path, jvm_flags=jvm_flags(inv.env))
+    except ConfigError as e:
+        err.write(f"{e}\n")
+        out.write(
+            "Unable to find either secure or unsecure client port in any configs. Terminating.\n"
+        )
+        return 1
+    host, port, use_ssl = _status_address(cfg)
+    if port is None:
+        out.write("Client port not found. Looking for secureClientPort in the static config.\n")
+        out.write(
+            "Unable to find either secure or unsecure client port in any configs. Terminating.\n"
+        )
+        return 1
+    if use_ssl:
+        out.write("Client port not found. Looking for secureClientPort in the static config.\n")
+    out.write(
+        f"Client port found: {port}. Client address: {host}. "
+        f"Client SSL: {'true' if use_ssl else 'false'}.\n"
+    )
+    answer = srvr(host, port, use_ssl=use_ssl)
+    # zkServer.sh: STAT=`... | grep Mode`; echo $STAT (unquoted: words re-joined).
+    stat = " ".join(" ".join(line for line in answer.splitlines() if "Mode" in line).split())
+    if not stat:
+        out.write("Error contacting service. It is probably not running.\n")
+        return 1
+    out.write(stat + "\n")
+    return 0
+
+
+def cmd_version(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    out.write(version_text() + "\n")
+    return 0
+
+
+def cmd_print_cmd(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    argv = " ".join(f'"{a}"' for a in foreground_command(inv.config_path))
+    out.write(f'{argv} > "{daemon_out_path(inv.config_path, inv.env)}" 2>&1 < /dev/null\n')
+    return 0
+
+
+class _ApacheFormatter(logging.Formatter):
+    """log4j-style records: WARN/FATAL level names and the server's myid."""
+
+    _LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+    def __init__(self, myid: Callable[[], str]) -> None:
+        super().__init__(LOG_FORMAT)
+        self._myid = myid
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.myid = self._myid()
+        original = record.levelname
+        record.levelname = self._LEVELS.get(original, original)
+        try:
+            return super().format(record)
+        finally:
+            record.levelname = original
+
+
+def _install_log_handler(env: Mapping[str, str], myid: Callable[[], str]) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ApacheFormatter(myid))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level_name = env.get("PYZK_LOG_LEVEL", "INFO").upper()
+    level = logging.getLevelName(level_name)  # also knows log4j's WARN and FATAL
+    root.setLevel(level if isinstance(level, int) else logging.INFO)
+    return handler
+
+
+def cmd_start_foreground(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    """Run the server in this process until SIGTERM/SIGINT (QuorumPeerMain.main)."""
+    holder: dict[str, str] = {"myid": ""}
+    handler = _install_log_handler(inv.env, lambda: holder["myid"])
+    try:
+        try:
+            cfg = load_config(inv.config_path, jvm_flags=jvm_flags(inv.env))
+        except ConfigError as e:
+            log.error("Invalid config, exiting abnormally: %s", e)
+            err.write("Invalid config, exiting abnormally\n")
+            return EXIT_INVALID_INVOCATION
+        if cfg.my_id is not None:
+            holder["myid"] = str(cfg.my_id)
+        try:
+            server_main = importlib.import_module("pyzk.server.main")
+        except ImportError as e:
+            log.error("pyzk server is not available: %s", e)
+            return EXIT_UNEXPECTED_ERROR
+        try:
+            return int(server_main.serve(cfg))
+        except Exception:
+            log.exception("Unexpected exception, exiting abnormally")
+            return EXIT_UNEXPECTED_ERROR
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+_HANDLERS: dict[str, Callable[[Invocation, TextIO, TextIO], int]] = {
+    "start": cmd_start,
+    "start-foreground": cmd_start_foreground,
+    "stop": cmd_stop,
+    "restart": cmd_restart,
+    "status": cmd_status,
+    "version": cmd_version,
+    "print-cmd": cmd_print_cmd,
+}
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """``zkServer.py``; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    env = os.environ if env is None else env
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    inv = parse_args(argv, env, "zkServer.py")
+    if inv.command is None:
+        err.write(USAGE.format(prog=inv.prog) + "\n")
+        return 1
+    if inv.command != "version":
+        err.write(f"Using config: {inv.config_path}\n")
+    return _HANDLERS[inv.command](inv, out, err)
+
+
+def tool_main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """``pyzk``: a home for maintenance subcommands; today only ``version``."""
+    argv = sys.argv[1:] if argv is None else argv
+    out = sys.stdout if out is None else out
+    if list(argv) == ["version"]:
+        out.write(version_text() + "\n")
+        return 0
+    sys.stderr.write("Usage: pyzk version\n")
+    return 1

@@ -1,0 +1,183 @@
+"""Java behaviours that leak onto the wire, re-created where Apache depends on them.
+
+Apache returns a znode's children (and a session's ephemerals) in the
+iteration order of a ``java.util.HashSet<String>``; clients see that order
+in getChildren replies, so `JavaStringSet` reproduces it: String.hashCode,
+HashMap's bit spreading, the bucket table growing (never shrinking) with the
+0.75 load factor, insertion order inside a bucket, and the resize a HashMap
+makes instead of treeifying a crowded bucket while its table is small.
+Treeified buckets (9+ colliding names in a table of 64+) are not modelled.
+
+Also here: Java's ``String.split`` (drops trailing empty strings),
+``String.trim`` and ``Integer/Long.parseInt`` (no spaces, no underscores),
+whose edge cases decide whether an ACL id or a quota string is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+_JAVA_INT = re.compile(r"[+-]?\d+")
+
+
+def java_string_hash(s: str) -> int:
+    """``String.hashCode()`` as an unsigned 32-bit int (over UTF-16 code units)."""
+    h = 0
+    if s.isascii() or max(s) <= "\uffff":
+        for ch in s:
+            h = (31 * h + ord(ch)) & 0xFFFFFFFF
+        return h
+    b = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(b), 2):
+        h = (31 * h + ((b[i] << 8) | b[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def java_spread(h: int) -> int:
+    """HashMap.hash(): fold the high half into the low half."""
+    return h ^ (h >> 16)
+
+
+def java_split(s: str, sep: str) -> list[str]:
+    """``s.split(sep)`` for a literal one-character separator (limit 0)."""
+    parts = s.split(sep)
+    if s == "":
+        return [""]
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def java_trim(s: str) -> str:
+    """``String.trim()``: strips every char <= U+0020 from both ends."""
+    start, end = 0, len(s)
+    while start < end and s[start] <= " ":
+        start += 1
+    while end > start and s[end - 1] <= " ":
+        end -= 1
+    return s[start:end]
+
+
+def java_parse_long(s: str, bits: int = 64) -> int:
+    """``Long.parseLong`` / ``Integer.parseInt`` (bits=32); ValueError like NumberFormatException."""
+    if not _JAVA_INT.fullmatch(s):
+        raise ValueError(f"For input string: \"{s}\"")
+    v = int(s)
+    lim = 1 << (bits - 1)
+    if v < -lim or v >= lim:
+        raise ValueError(f"For input string: \"{s}\"")
+    return v
+
+
+def table_size_for(n: int) -> int:
+    """HashMap.tableSizeFor: the power of two >= n (at least 1)."""
+    cap = 1
+    while cap < n:
+        cap <<= 1
+    return cap
+
+
+class JavaStringSet:
+    """A set of strings that iterates in ``java.util.HashSet<String>`` order.
+
+    Membership and mutation are dict operations; the Java order is computed
+    on demand (a stable sort by bucket, insertion order within a bucket) and
+    cached until the next mutation.
+    """
+
+    __slots__ = ("_h", "_cap", "_order")
+
+    def __init__(self, initial_capacity: int = 16, items: Iterable[str] = ()) -> None:
+        self._h: dict[str, int] = {}
+        self._cap = table_size_for(initial_capacity)
+        self._order: list[str] | None = None
+        for item in items:
+            self.add(item)
+
+    def add(self, name: str) -> bool:
+        h = self._h
+        if name in h:
+            return False
+        sp = java_spread(java_string_hash(name))
+        cap = self._cap
+        if cap < 64 and len(h) >= 8:
+            mask = cap - 1
+            b = sp & mask
+            if sum(1 for v in h.values() if v & mask == b) >= 8:
+                cap <<= 1  # treeifyBin on a small table resizes instead
+        h[name] = sp
+        if len(h) > (cap * 3) >> 2:
+            cap <<= 1
+        self._cap = cap
+        self._order = None
+        return True
+
+    def discard(self, name: str) -> bool:
+        if self._h.pop(name, None) is None:
+            return False
+        self._order = None
+        return True
+
+    def remove(self, name: str) -> None:
+        if not self.discard(name):
+            raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._h
+
+    def __len__(self) -> int:
+        return len(self._h)
+
+    def __bool__(self) -> bool:
+        return bool(self._h)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.java_order())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JavaStringSet):
+            return self._h.keys() == other._h.keys()
+        if isinstance(other, (set, frozenset)):
+            return self._h.keys() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JavaStringSet({self.java_order()!r})"
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    def java_order(self) -> list[str]:
+        """Members in the order a Java HashSet with this history iterates them."""
+        order = self._order
+        if order is None:
+            h = self._h
+            mask = self._cap - 1
+            order = sorted(h, key=lambda n: h[n] & mask)
+            self._order = order
+        return order
+
+    def clone(self) -> JavaStringSet:
+        """``HashSet.clone()``: re-inserted in iteration order into a right-sized table."""
+        out = JavaStringSet.__new__(JavaStringSet)
+        n = len(self._h)
+        out._cap = table_size_for(int(n / 0.75 + 1.0)) if n else 1
+        out._h = {name: self._h[name] for name in self.java_order()}
+        out._order = None
+        return out
+
+
+class _EmptyChildren(JavaStringSet):
+    """The shared, immutable children set of every leaf (Apache's EMPTY_SET)."""
+
+    __slots__ = ()
+
+    def add(self, name: str) -> bool:
+        raise TypeError("the shared empty children set is immutable")
+
+
+EMPTY_CHILDREN: JavaStringSet = _EmptyChildren(8)

@@ -1,0 +1,1 @@
+"""The standalone server: request pipeline (prep -> log -> commit) and its asyncio shell."""

@@ -1,0 +1,146 @@
+"""One client connection: framing and batched writes (the I/O shell).
+
+``data_received`` parses every complete frame of a read in one pass; replies
+produced while handling them are gathered and written once per event-loop
+iteration. The first frame is the ConnectRequest, unless the first four
+bytes spell a four-letter word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from pyzk.jute.codec import JuteError
+from pyzk.jute.records import Id
+from pyzk.server.zkserver import encode_notification
+
+if TYPE_CHECKING:
+    from pyzk.server.shell import ServerShell
+
+log = logging.getLogger(__name__)
+
+_LEN = struct.Struct(">i")
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, shell: ServerShell) -> None:
+        self.shell = shell
+        self.server = shell.server
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.out: list[bytes] = []
+        self.flush_scheduled = False
+        self.session_id = 0
+        self.timeout = 0
+        self.auth: list[Id] = []
+        self.inflight: deque[Any] = deque()
+        self.closed = False
+        self.established = False
+        self.handshake_seen = False
+        self.old_client = False
+        self.remote = "?"
+        self.remote_ip = ""
+        self.remote_port = 0
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.connected_at = 0
+        self.last_zxid = 0
+
+    # -- asyncio callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.remote_ip, self.remote_port = peer[0], peer[1]
+        self.remote = f"/{peer[0]}:{peer[1]}"
+        self.auth.append(Id("ip", self.remote_ip))
+        self.connected_at = self.server.wall_ms()
+        if not self.shell.admit(self):
+            self.closed = True
+            transport.close()
+            return
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        buf = self.buf
+        buf += data
+        pos = 0
+        n = len(buf)
+        maxbuf = self.server.maxbuf
+        try:
+            while n - pos >= 4 and not self.closed:
+                length = _LEN.unpack_from(buf, pos)[0]
+                if not self.handshake_seen:
+                    word = bytes(buf[pos:pos + 4])
+                    if self.shell.is_four_letter_word(word):
+                        self.shell.four_letter(self, word.decode("ascii"))
+                        return
+                if length < 0 or length > maxbuf:
+                    log.warning("Len error. A message from %s with advertised length of %d "
+                                "is either a malformed message or too large to process "
+                                "(length is greater than jute.maxbuffer=%d)",
+                                self.remote, length, maxbuf)
+                    self.close()
+                    return
+                if n - pos - 4 < length:
+                    break
+                frame = bytes(buf[pos + 4:pos + 4 + length])
+                pos += 4 + length
+                self.packets_received += 1
+                if not self.handshake_seen:
+                    self.handshake_seen = True
+                    self.server.connect(self, frame)
+                else:
+                    self.server.request(self, frame)
+        except (JuteError, UnicodeDecodeError, ValueError, KeyError) as e:
+            log.warning("Closing connection to %s: malformed packet: %s", self.remote, e)
+            self.close()
+            return
+        if pos:
+            del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.disconnected(self)
+
+    # -- output ---------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.out.append(data)
+        self.packets_sent += 1
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.shell.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.transport.is_closing():
+            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+            self.out.clear()
+            self.transport.write(data)
+
+    def send_event(self, etype: int, path: str) -> None:
+        self.send(encode_notification(etype, path))
+
+    def close(self) -> None:
+        """Flush what is queued, then close."""
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other

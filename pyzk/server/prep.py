@@ -1,0 +1,500 @@
+"""Prepare: turn a write request into a transaction, or an error, like Apache's
+PrepRequestProcessor.
+
+Writes are validated against the tree *plus* the changes of transactions that
+are prepared but not yet committed (Apache's outstandingChanges), so a client
+can pipeline writes that depend on each other while the log is fsyncing.
+A write that fails still consumes a zxid and becomes an error transaction, as
+in Apache; that keeps zxids identical between the two servers.
+
+Pure: the caller supplies zxid, time and the session's auth ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from pyzk.datatree import acl as aclmod
+from pyzk.datatree import quota
+from pyzk.datatree.paths import BadPath, validate_path
+from pyzk.jute.codec import JuteError
+from pyzk.jute.constants import CreateMode, Err, OpCode, Perms
+from pyzk.jute.multi import decode_multi_request
+from pyzk.jute.records import (
+    ACL,
+    CheckVersionRequest,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateRequest,
+    CreateSessionTxn,
+    CreateTTLRequest,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteRequest,
+    DeleteTxn,
+    ErrorTxn,
+    Id,
+    MultiTxn,
+    Record,
+    SetACLRequest,
+    SetACLTxn,
+    SetDataRequest,
+    SetDataTxn,
+    StatPersisted,
+    Txn,
+    TxnHeader,
+)
+from pyzk.server.errors import KeeperError
+
+if TYPE_CHECKING:
+    from pyzk.datatree.tree import DataTree
+
+log = logging.getLogger(__name__)
+
+CONTAINER_OWNER = -0x8000000000000000
+_EXT_MASK = -0x100000000000000  # 0xff00000000000000 as a signed long
+_RESERVED_MASK = 0x00FFFF0000000000
+TTL_MAX = ~(0xFF00000000000000 | _RESERVED_MASK) & 0xFFFFFFFFFFFFFFFF
+
+WRITE_OPS = frozenset({
+    OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL,
+    OpCode.delete, OpCode.deleteContainer, OpCode.setData, OpCode.setACL,
+    OpCode.check, OpCode.multi, OpCode.reconfig, OpCode.createSession,
+    OpCode.closeSession,
+})
+
+_VALID_FLAGS = frozenset(int(m) for m in CreateMode)
+
+
+def ttl_owner(ttl: int) -> int:
+    """EphemeralType.TTL.toEphemeralOwner; ValueError if out of range."""
+    if ttl <= 0 or ttl > TTL_MAX:
+        raise ValueError(f"ttl must be positive and cannot be larger than: {TTL_MAX}")
+    return _EXT_MASK | ttl
+
+
+def ttl_value(owner: int) -> int:
+    """EphemeralType.TTL.getValue: the TTL in ms stored in an ephemeralOwner."""
+    if (owner & _EXT_MASK) != _EXT_MASK or (owner & _RESERVED_MASK):
+        return 0
+    return owner & TTL_MAX
+
+
+def ephemeral_kind(owner: int, extended: bool) -> str:
+    """EphemeralType.get: 'void', 'normal', 'container' or 'ttl'."""
+    if extended and (owner & _EXT_MASK) == _EXT_MASK:
+        if (owner & _RESERVED_MASK) >> 40 != 0:
+            raise ValueError(f"Invalid ephemeralOwner. [{owner & 0xFFFFFFFFFFFFFFFF:x}]")
+        return "ttl"
+    if owner == CONTAINER_OWNER:
+        return "container"
+    return "void" if owner == 0 else "normal"
+
+
+class ChangeRecord:
+    """What a node will look like once the prepared-but-uncommitted txns apply.
+
+    ``stat`` None means the node will not exist.
+    """
+
+    __slots__ = ("zxid", "path", "stat", "child_count", "acl", "data")
+
+    def __init__(self, zxid: int, path: str, stat: StatPersisted | None, child_count: int,
+                 acl: list[ACL] | None, data: bytes | None = None) -> None:
+        self.zxid = zxid
+        self.path = path
+        self.stat = stat
+        self.child_count = child_count
+        self.acl = acl
+        self.data = data
+
+    def duplicate(self, zxid: int) -> ChangeRecord:
+        return ChangeRecord(zxid, self.path, self.stat.copy() if self.stat else None,
+                            self.child_count, self.acl, self.data)
+
+
+class Prepared:
+    """The outcome of preparing one request: its header and txn, and the
+    error the client gets (0 if none)."""
+
+    __slots__ = ("hdr", "txn", "err")
+
+    def __init__(self, hdr: TxnHeader | None, txn: Record | None, err: int) -> None:
+        self.hdr = hdr
+        self.txn = txn
+        self.err = err
+
+
+class Preparer:
+    """Holds the outstanding changes; one per server."""
+
+    def __init__(self, tree: DataTree, *, skip_acl: bool = False,
+                 extended_types: bool = False, enforce_quota: bool = False,
+                 reconfig_enabled: bool = False,
+                 maxbuf: int = 0xFFFFF) -> None:
+        self.tree = tree
+        self.skip_acl = skip_acl
+        self.extended_types = extended_types
+        self.enforce_quota = enforce_quota
+        self.reconfig_enabled = reconfig_enabled
+        self.maxbuf = maxbuf
+        self.outstanding: deque[ChangeRecord] = deque()
+        self.by_path: dict[str, ChangeRecord] = {}
+
+    # -- outstanding changes -------------------------------------------------
+
+    def record_for(self, path: str) -> ChangeRecord:
+        rec = self.by_path.get(path)
+        if rec is None:
+            # Apache keys the root as "" too (the parent of "/a").
+            node = self.tree.get_node(path or "/")
+            if node is not None:
+                rec = ChangeRecord(-1, path, node.copy_stat(), len(node.children),
+                                   self.tree.acl_cache.get(node.acl), node.data)
+        if rec is None or rec.stat is None:
+            raise KeeperError(Err.NONODE, path)
+        return rec
+
+    def _add(self, rec: ChangeRecord) -> None:
+        self.outstanding.append(rec)
+        self.by_path[rec.path] = rec
+
+    def committed(self, zxid: int) -> None:
+        """Drop change records made redundant by the tree reaching ``zxid``."""
+        out = self.outstanding
+        while out and out[0].zxid <= zxid:
+            rec = out.popleft()
+            if self.by_path.get(rec.path) is rec:
+                del self.by_path[rec.path]
+
+    def _snapshot(self, paths: set[str]) -> dict[str, ChangeRecord | None]:
+        return {p: self.by_path.get(p) for p in paths}
+
+    def _rollback(self, zxid: int, saved: dict[str, ChangeRecord | None]) -> None:
+        """Undo the change records a failed multi added (Apache rollbackPendingChanges)."""
+        while self.outstanding and self.outstanding[-1].zxid == zxid:
+            self.outstanding.pop()
+        for p, rec in saved.items():
+            if rec is None:
+                self.by_path.pop(p, None)
+            else:
+                self.by_path[p] = rec
+
+    # -- checks ---------------------------------------------------------------
+
+    def check_acl(self, acls: list[ACL] | None, perm: int, auth: list[Id]) -> None:
+        if self.skip_acl:
+            return
+        if not aclmod.check_acl(acls or [], perm, auth):
+            raise KeeperError(Err.NOAUTH)
+
+    @staticmethod
+    def _parent(path: str, special_check: bool = False) -> str:
+        i = path.rfind("/")
+        if i == -1 or "\0" in path:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        return path[:i]
+
+    def _special(self, path: str) -> bool:
+        return path in ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config")
+
+    @staticmethod
+    def _validate(path: str) -> None:
+        try:
+            validate_path(path)
+        except BadPath:
+            raise KeeperError(Err.BADARGUMENTS, path) from None
+
+    @staticmethod
+    def _check_version(current: int, expected: int, path: str) -> int:
+        if expected != -1 and expected != current:
+            raise KeeperError(Err.BADVERSION, path)
+        return current + 1
+
+    def _fixup_acl(self, path: str, acls: list[ACL] | None, auth: list[Id]) -> list[ACL]:
+        try:
+            return aclmod.fixup_acl(acls, auth)
+        except aclmod.InvalidACL:
+            raise KeeperError(Err.INVALIDACL, path) from None
+
+    def _check_quota(self, path: str, last: bytes | None, data: bytes | None, op: int) -> None:
+        if not self.enforce_quota:
+            return
+        try:
+            quota.check_quota(self.tree, path, last, data, op)
+        except quota.QuotaExceeded:
+            raise KeeperError(Err.QUOTAEXCEEDED, path) from None
+
+    # -- entry points ---------------------------------------------------------
+
+    def prepare(self, session_id: int, cxid: int, op: int, body: bytes | memoryview,
+                auth: list[Id], zxid: int, now: int,
+                is_live: bool = True) -> Prepared:
+        """Prepare the write ``op`` with raw request ``body``.
+
+        Returns the txn to log; on a user error the txn is an ErrorTxn and
+        ``err`` carries the code, as Apache does.
+        """
+        hdr = TxnHeader(session_id, cxid, zxid, now, op)
+        try:
+            if op == OpCode.multi:
+                return self._prepare_multi(hdr, body, auth)
+            rec = self._decode(op, body)
+            txn = self._txn(op, hdr, rec, auth, body)
+            return Prepared(hdr, txn, 0)
+        except KeeperError as e:
+            hdr.type = OpCode.error
+            return Prepared(hdr, ErrorTxn(e.code), e.code)
+        except (JuteError, UnicodeDecodeError, ValueError) as e:
+            log.warning("Failed to process request type %s: %s", op, e)
+            hdr.type = OpCode.error
+            return Prepared(hdr, ErrorTxn(Err.MARSHALLINGERROR), Err.MARSHALLINGERROR)
+
+    def _decode(self, op: int, body: bytes | memoryview) -> Record | None:
+        mb = self.maxbuf
+        if op in (OpCode.create, OpCode.create2, OpCode.createContainer):
+            return CreateRequest.decode(body, 0, mb)[0]
+        if op == OpCode.createTTL:
+            return CreateTTLRequest.decode(body, 0, mb)[0]
+        if op == OpCode.delete:
+            return DeleteRequest.decode(body, 0, mb)[0]
+        if op == OpCode.setData:
+            return SetDataRequest.decode(body, 0, mb)[0]
+        if op == OpCode.setACL:
+            return SetACLRequest.decode(body, 0, mb)[0]
+        if op == OpCode.check:
+            return CheckVersionRequest.decode(body, 0, mb)[0]
+        return None
+
+    def _txn(self, op: int, hdr: TxnHeader, rec: Record | None, auth: list[Id],
+             raw: bytes | memoryview = b"") -> Record | None:
+        zxid = hdr.zxid
+        if op in (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL):
+            return self._create(op, hdr, rec, auth)
+        if op == OpCode.delete:
+            path = rec.path
+            parent_path = self._parent(path)
+            if self._special(path):
+                raise KeeperError(Err.BADARGUMENTS, path)
+            parent = self.record_for(parent_path)
+            self.check_acl(parent.acl, Perms.DELETE, auth)
+            node = self.record_for(path)
+            self._check_version(node.stat.version, rec.version, path)
+            if node.child_count > 0:
+                raise KeeperError(Err.NOTEMPTY, path)
+            self._remove(zxid, parent, path)
+            return DeleteTxn(path)
+        if op == OpCode.deleteContainer:
+            path = str(bytes(raw), "utf-8")
+            parent_path = self._parent(path)
+            if self._special(path):
+                raise KeeperError(Err.BADARGUMENTS, path)
+            node = self.record_for(path)
+            if node.child_count > 0:
+                raise KeeperError(Err.NOTEMPTY, path)
+            if ephemeral_kind(node.stat.ephemeralOwner, self.extended_types) == "normal":
+                raise KeeperError(Err.BADVERSION, path)
+            self._remove(zxid, self.record_for(parent_path), path)
+            return DeleteTxn(path)
+        if op == OpCode.setData:
+            path = rec.path
+            self._validate(path)
+            node = self.record_for(path)
+            self.check_acl(node.acl, Perms.WRITE, auth)
+            self._check_quota(path, node.data, rec.data, OpCode.setData)
+            version = self._check_version(node.stat.version, rec.version, path)
+            new = node.duplicate(zxid)
+            new.stat.version = version
+            new.stat.mtime = hdr.time
+            new.stat.mzxid = zxid
+            new.data = rec.data
+            self._add(new)
+            return SetDataTxn(path, rec.data, version)
+        if op == OpCode.setACL:
+            path = rec.path
+            self._validate(path)
+            acls = self._fixup_acl(path, rec.acl, auth)
+            node = self.record_for(path)
+            self.check_acl(node.acl, Perms.ADMIN, auth)
+            version = self._check_version(node.stat.aversion, rec.version, path)
+            new = node.duplicate(zxid)
+            new.stat.aversion = version
+            new.acl = acls
+            self._add(new)
+            return SetACLTxn(path, acls, version)
+        if op == OpCode.check:
+            path = rec.path
+            self._validate(path)
+            node = self.record_for(path)
+            self.check_acl(node.acl, Perms.READ, auth)
+            return CheckVersionTxn(path, self._check_version(node.stat.version, rec.version, path))
+        if op == OpCode.reconfig:
+            if not self.reconfig_enabled:
+                raise KeeperError(Err.RECONFIGDISABLED)
+            # A standalone server is not a quorum peer: Apache's cast to
+            # LeaderZooKeeperServer fails and the client gets Unimplemented.
+            raise KeeperError(Err.UNIMPLEMENTED)
+        raise KeeperError(Err.UNIMPLEMENTED)
+
+    def _remove(self, zxid: int, parent: ChangeRecord, path: str) -> None:
+        p = parent.duplicate(zxid)
+        p.child_count -= 1
+        p.stat.pzxid = zxid
+        self._add(p)
+        self._add(ChangeRecord(zxid, path, None, -1, None))
+
+    def _create(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id]) -> Record:
+        zxid = hdr.zxid
+        flags = rec.flags
+        path = rec.path
+        ttl = rec.ttl if op == OpCode.createTTL else -1
+        if flags not in _VALID_FLAGS:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        mode = CreateMode(flags)
+        is_ttl = mode in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+        sequential = mode in (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
+                              CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+        ephemeral = mode in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+        container = mode == CreateMode.CONTAINER
+        if is_ttl and not self.extended_types:
+            raise KeeperError(Err.UNIMPLEMENTED)
+        if is_ttl:
+            try:
+                ttl_owner(ttl)
+            except ValueError:
+                raise KeeperError(Err.BADARGUMENTS, path) from None
+        elif ttl >= 0:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        if path is None:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        parent_path = self._parent(path)
+        acls = self._fixup_acl(path, rec.acl, auth)
+        parent = self.record_for(parent_path)
+        self.check_acl(parent.acl, Perms.CREATE, auth)
+        cversion = parent.stat.cversion
+        if sequential:
+            path = f"{path}{cversion:010d}"
+        self._validate(path)
+        existing = self.by_path.get(path)
+        if existing is not None:
+            if existing.stat is not None:
+                raise KeeperError(Err.NODEEXISTS, path)
+        elif self.tree.get_node(path or "/") is not None:
+            raise KeeperError(Err.NODEEXISTS, path)
+        if ephemeral_kind(parent.stat.ephemeralOwner, self.extended_types) == "normal":
+            raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
+        new_cversion = cversion + 1
+        self._check_quota(path, None, rec.data, OpCode.create)
+        if op == OpCode.createContainer:
+            txn: Record = CreateContainerTxn(path, rec.data, acls, new_cversion)
+        elif op == OpCode.createTTL:
+            txn = CreateTTLTxn(path, rec.data, acls, new_cversion, ttl)
+        else:
+            txn = CreateTxn(path, rec.data, acls, ephemeral, new_cversion)
+        if container:
+            owner = CONTAINER_OWNER
+        elif is_ttl:
+            owner = ttl_owner(ttl)
+        elif ephemeral:
+            owner = hdr.clientId
+        else:
+            owner = 0
+        p = parent.duplicate(zxid)
+        p.child_count += 1
+        p.stat.cversion = new_cversion
+        p.stat.pzxid = zxid
+        self._add(p)
+        stat = StatPersisted(zxid, zxid, hdr.time, hdr.time, 0, 0, 0, owner, zxid)
+        self._add(ChangeRecord(zxid, path, stat, 0, acls, rec.data))
+        return txn
+
+    def _prepare_multi(self, hdr: TxnHeader, body: bytes | memoryview,
+                       auth: list[Id]) -> Prepared:
+        try:
+            ops = decode_multi_request(body, 0, self.maxbuf)
+        except (JuteError, UnicodeDecodeError) as e:
+            log.warning("Failed to decode multi: %s", e)
+            hdr.type = OpCode.error
+            return Prepared(hdr, ErrorTxn(Err.MARSHALLINGERROR), Err.MARSHALLINGERROR)
+        paths: set[str] = set()
+        for _t, rec in ops:
+            p = getattr(rec, "path", None)
+            if p:
+                paths.add(p)
+                i = p.rfind("/")
+                if i > 0:
+                    paths.add(p[:i])
+                elif i == 0:
+                    paths.add("/")
+        saved = self._snapshot(paths)
+        txns: list[Record] = []
+        failed: KeeperError | None = None
+        for wire_type, rec in ops:
+            op = _multi_op_type(wire_type, rec)
+            if failed is not None:
+                t, txn = OpCode.error, ErrorTxn(Err.RUNTIMEINCONSISTENCY)
+            else:
+                try:
+                    txn = self._txn(op, hdr, rec, auth)
+                    t = op
+                except KeeperError as e:
+                    failed = e
+                    t, txn = OpCode.error, ErrorTxn(e.code)
+                    self._rollback(hdr.zxid, saved)
+            txns.append(Txn(t, txn.to_bytes()))
+        return Prepared(hdr, MultiTxn(txns), failed.code if failed else 0)
+
+    # -- sessions -------------------------------------------------------------
+
+    def create_session(self, session_id: int, timeout: int, zxid: int, now: int) -> Prepared:
+        hdr = TxnHeader(session_id, 0, zxid, now, OpCode.createSession)
+        return Prepared(hdr, CreateSessionTxn(timeout), 0)
+
+    def close_session(self, session_id: int, cxid: int, zxid: int, now: int) -> Prepared:
+        """closeSession: delete the session's ephemerals, counting pending ones."""
+        hdr = TxnHeader(session_id, cxid, zxid, now, OpCode.closeSession)
+        es = set(self.tree.ephemerals.get(session_id, ()))
+        for c in self.outstanding:
+            if c.stat is None:
+                es.discard(c.path)
+            elif c.stat.ephemeralOwner == session_id:
+                es.add(c.path)
+        for path in es:
+            parent_path = path[: path.rfind("/")]
+            try:
+                parent = self.record_for(parent_path)
+            except KeeperError:
+                parent = None
+            if parent is not None:
+                p = parent.duplicate(zxid)
+                p.stat.pzxid = zxid
+                self._add(p)
+            self._add(ChangeRecord(zxid, path, None, 0, None))
+        return Prepared(hdr, CloseSessionTxn(list(es)), 0)
+
+    def delete_container(self, path: str, zxid: int, now: int) -> Prepared:
+        """A server-generated deleteContainer request (ContainerManager)."""
+        hdr = TxnHeader(0, 0, zxid, now, OpCode.deleteContainer)
+        try:
+            txn = self._txn(OpCode.deleteContainer, hdr, None, [], path.encode())
+            return Prepared(hdr, txn, 0)
+        except KeeperError as e:
+            hdr.type = OpCode.error
+            return Prepared(hdr, ErrorTxn(e.code), e.code)
+
+
+def _multi_op_type(wire_type: int, rec: Record) -> int:
+    """The op a multi entry becomes server-side: Apache rebuilds create ops
+    from their flags (Op.create), so create2 arrives as create and a
+    container/TTL flag selects createContainer/createTTL."""
+    if wire_type in (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL):
+        flags = rec.flags
+        if flags in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL):
+            return OpCode.createTTL if wire_type == OpCode.createTTL else OpCode.create
+        if flags == CreateMode.CONTAINER:
+            return OpCode.createContainer
+        return OpCode.create
+    return wire_type

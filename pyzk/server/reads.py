@@ -1,0 +1,278 @@
+"""Read operations, answered from the committed tree (Apache's
+FinalRequestProcessor read cases). They never touch the log, but the caller
+only runs them once the session's earlier writes have committed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyzk.datatree import acl as aclmod
+from pyzk.datatree.watches import WatcherMode
+from pyzk.jute.constants import Err, EventType, OpCode, Perms, WatcherType
+from pyzk.jute.multi import decode_multi_request, encode_multi_response
+from pyzk.jute.records import (
+    ACL,
+    AddWatchRequest,
+    CheckWatchesRequest,
+    ClientInfo,
+    ErrorResponse,
+    ExistsRequest,
+    GetACLRequest,
+    GetACLResponse,
+    GetAllChildrenNumberRequest,
+    GetAllChildrenNumberResponse,
+    GetChildren2Request,
+    GetChildren2Response,
+    GetChildrenRequest,
+    GetChildrenResponse,
+    GetDataRequest,
+    GetDataResponse,
+    GetEphemeralsRequest,
+    GetEphemeralsResponse,
+    Id,
+    RemoveWatchesRequest,
+    SetWatches,
+    SetWatches2,
+    SyncRequest,
+    SyncResponse,
+    WhoAmIResponse,
+)
+from pyzk.server.errors import KeeperError
+
+if TYPE_CHECKING:
+    from pyzk.datatree.tree import DataTree
+
+class Reads:
+    """Answers reads for one tree; ``watcher`` is the asking connection."""
+
+    def __init__(self, tree: DataTree, *, skip_acl: bool = False, maxbuf: int = 0xFFFFF) -> None:
+        self.tree = tree
+        self.skip_acl = skip_acl
+        self.maxbuf = maxbuf
+        self.handlers: dict[int, Any] = {
+            OpCode.getData: self.get_data,
+            OpCode.exists: self.exists,
+            OpCode.getChildren: self.get_children,
+            OpCode.getChildren2: self.get_children2,
+            OpCode.getACL: self.get_acl,
+            OpCode.getAllChildrenNumber: self.get_all_children_number,
+            OpCode.getEphemerals: self.get_ephemerals,
+            OpCode.checkWatches: self.check_watches,
+            OpCode.removeWatches: self.remove_watches,
+            OpCode.addWatch: self.add_watch,
+            OpCode.setWatches: self.set_watches,
+            OpCode.setWatches2: self.set_watches2,
+            OpCode.whoAmI: self.who_am_i,
+            OpCode.sync: self.sync,
+            OpCode.multiRead: self.multi_read,
+        }
+
+    def _check(self, acl_id: int, perm: int, auth: list[Id]) -> None:
+        if self.skip_acl:
+            return
+        if not aclmod.check_acl(self.tree.acl_cache.get(acl_id), perm, auth):
+            raise KeeperError(Err.NOAUTH)
+
+    # Each handler appends the encoded response body to ``out``.
+
+    def get_data(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                 out: bytearray) -> None:
+        req = GetDataRequest.decode(body, 0, self.maxbuf)[0]
+        self._get_data(req, watcher, auth).encode(out)
+
+    def _get_data(self, req: Any, watcher: Any, auth: list[Id]) -> GetDataResponse:
+        path = req.path
+        node = self.tree.get_node(path)
+        if node is None:
+            raise KeeperError(Err.NONODE)
+        self._check(node.acl, Perms.READ, auth)
+        if req.watch and watcher is not None:
+            self.tree.data_watches.add_watch(path, watcher)
+        return GetDataResponse(node.data, node.stat())
+
+    def exists(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+               out: bytearray) -> None:
+        req = ExistsRequest.decode(body, 0, self.maxbuf)[0]
+        path = req.path
+        if path is None or "\0" in path:
+            raise KeeperError(Err.BADARGUMENTS)
+        if req.watch and watcher is not None:
+            self.tree.data_watches.add_watch(path, watcher)
+        node = self.tree.get_node(path)
+        if node is None:
+            raise KeeperError(Err.NONODE)
+        node.stat().encode(out)
+
+    def _children(self, path: str, watch: bool, watcher: Any, auth: list[Id]) -> Any:
+        node = self.tree.get_node(path)
+        if node is None:
+            raise KeeperError(Err.NONODE)
+        self._check(node.acl, Perms.READ, auth)
+        if watch and watcher is not None:
+            self.tree.child_watches.add_watch(path, watcher)
+        return node
+
+    def get_children(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                     out: bytearray) -> None:
+        req = GetChildrenRequest.decode(body, 0, self.maxbuf)[0]
+        node = self._children(req.path, req.watch, watcher, auth)
+        GetChildrenResponse(self.tree.child_list(node)).encode(out)
+
+    def get_children2(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                      out: bytearray) -> None:
+        req = GetChildren2Request.decode(body, 0, self.maxbuf)[0]
+        node = self._children(req.path, req.watch, watcher, auth)
+        GetChildren2Response(self.tree.child_list(node), node.stat()).encode(out)
+
+    def get_acl(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                out: bytearray) -> None:
+        path = GetACLRequest.decode(body, 0, self.maxbuf)[0].path
+        node = self.tree.get_node(path)
+        if node is None:
+            raise KeeperError(Err.NONODE)
+        self._check(node.acl, Perms.READ | Perms.ADMIN, auth)
+        acls = self.tree.acl_cache.get(node.acl)
+        try:
+            self._check(node.acl, Perms.ADMIN, auth)
+        except KeeperError:
+            # Without ADMIN the digest hashes are hidden, as Apache does.
+            acls = [
+                ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x"))
+                if a.id.scheme == "digest" else a
+                for a in acls
+            ]
+        GetACLResponse(acls, node.stat()).encode(out)
+
+    def get_all_children_number(self, body: bytes, watcher: Any, session_id: int,
+                                auth: list[Id], out: bytearray) -> None:
+        path = GetAllChildrenNumberRequest.decode(body, 0, self.maxbuf)[0].path
+        node = self.tree.get_node(path)
+        if node is None:
+            raise KeeperError(Err.NONODE)
+        self._check(node.acl, Perms.READ, auth)
+        GetAllChildrenNumberResponse(self.tree.all_children_number(path)).encode(out)
+
+    def get_ephemerals(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                       out: bytearray) -> None:
+        prefix = GetEphemeralsRequest.decode(body, 0, self.maxbuf)[0].prefixPath
+        paths = self.tree.ephemerals.get(session_id, ())
+        if prefix is None or not prefix.strip() or prefix.strip() == "/":
+            found = list(paths)
+        else:
+            found = [p for p in paths if p.startswith(prefix)]
+        GetEphemeralsResponse(found).encode(out)
+
+    def _watch_managers(self, wtype: int) -> list[Any]:
+        if wtype == WatcherType.Children:
+            return [self.tree.child_watches]
+        if wtype == WatcherType.Data:
+            return [self.tree.data_watches]
+        if wtype == WatcherType.Any:
+            return [self.tree.child_watches, self.tree.data_watches]
+        raise ValueError(f"Invalid watcher type {wtype}")
+
+    def check_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                      out: bytearray) -> None:
+        req = CheckWatchesRequest.decode(body, 0, self.maxbuf)[0]
+        found = False
+        for wm in self._watch_managers(req.type):
+            found = wm.contains_watcher(req.path, watcher) or found
+        if not found:
+            raise KeeperError(Err.NOWATCHER)
+
+    def remove_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                       out: bytearray) -> None:
+        req = RemoveWatchesRequest.decode(body, 0, self.maxbuf)[0]
+        removed = False
+        for wm in self._watch_managers(req.type):
+            removed = wm.remove_watch(req.path, watcher) or removed
+        if not removed:
+            raise KeeperError(Err.NOWATCHER)
+
+    def add_watch(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                  out: bytearray) -> None:
+        req = AddWatchRequest.decode(body, 0, self.maxbuf)[0]
+        mode = WatcherMode.from_add_watch_mode(req.mode)
+        self.tree.data_watches.add_watch(req.path, watcher, mode)
+        self.tree.child_watches.add_watch(req.path, watcher, mode)
+        ErrorResponse(0).encode(out)
+
+    def _set_watches(self, rel: int, data: list[str], exist: list[str], child: list[str],
+                     persistent: list[str], recursive: list[str], watcher: Any) -> None:
+        tree = self.tree
+        for path in data or ():
+            node = tree.get_node(path)
+            if node is None:
+                watcher.send_event(EventType.NodeDeleted, path)
+            elif node.mzxid > rel:
+                watcher.send_event(EventType.NodeDataChanged, path)
+            else:
+                tree.data_watches.add_watch(path, watcher)
+        for path in exist or ():
+            if tree.get_node(path) is not None:
+                watcher.send_event(EventType.NodeCreated, path)
+            else:
+                tree.data_watches.add_watch(path, watcher)
+        for path in child or ():
+            node = tree.get_node(path)
+            if node is None:
+                watcher.send_event(EventType.NodeDeleted, path)
+            elif node.pzxid > rel:
+                watcher.send_event(EventType.NodeChildrenChanged, path)
+            else:
+                tree.child_watches.add_watch(path, watcher)
+        for path in persistent or ():
+            tree.child_watches.add_watch(path, watcher, WatcherMode.PERSISTENT)
+            tree.data_watches.add_watch(path, watcher, WatcherMode.PERSISTENT)
+        for path in recursive or ():
+            tree.child_watches.add_watch(path, watcher, WatcherMode.PERSISTENT_RECURSIVE)
+            tree.data_watches.add_watch(path, watcher, WatcherMode.PERSISTENT_RECURSIVE)
+
+    def set_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                    out: bytearray) -> None:
+        r = SetWatches.decode(body, 0, self.maxbuf)[0]
+        self._set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
+                          [], [], watcher)
+
+    def set_watches2(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                     out: bytearray) -> None:
+        r = SetWatches2.decode(body, 0, self.maxbuf)[0]
+        self._set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
+                          r.persistentWatches, r.persistentRecursiveWatches, watcher)
+
+    def who_am_i(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                 out: bytearray) -> None:
+        infos = []
+        for i in auth:
+            if i.scheme == "digest":
+                user = i.id.split(":")[0]
+            elif i.scheme in ("ip", "sasl", "x509", "kerberos"):
+                user = i.id
+            else:
+                user = ""
+            infos.append(ClientInfo(i.scheme, user))
+        WhoAmIResponse(infos).encode(out)
+
+    def sync(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+             out: bytearray) -> None:
+        SyncResponse(SyncRequest.decode(body, 0, self.maxbuf)[0].path).encode(out)
+
+    def multi_read(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+                   out: bytearray) -> None:
+        ops = decode_multi_request(body, 0, self.maxbuf)
+        results: list[tuple[int, int, Any]] = []
+        for t, req in ops:
+            try:
+                if t == OpCode.getChildren:
+                    node = self._children(req.path, False, None, auth)
+                    results.append((t, 0, GetChildrenResponse(self.tree.child_list(node))))
+                elif t == OpCode.getData:
+                    req.watch = False
+                    results.append((t, 0, self._get_data(req, None, auth)))
+                else:
+                    raise ValueError("Invalid type of readOp")
+            except KeeperError as e:
+                results.append((OpCode.error, e.code, ErrorResponse(e.code)))
+        encode_multi_response(results, out)
+

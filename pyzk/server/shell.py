@@ -1,0 +1,146 @@
+"""The asyncio shell around the server core: listening socket, the log stage,
+timers (session expiry, container reaping) and four-letter words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from pyzk.server.connection import ClientConnection
+from pyzk.server.fourletter import FOUR_LETTER_WORDS, FourLetterWords
+from pyzk.server.zkserver import Entry, ZooKeeperServer
+
+log = logging.getLogger(__name__)
+
+
+class MemoryLog:
+    """The log stage without persistence: every txn submitted during one
+    loop iteration is committed as one group at the end of it.
+
+    It keeps the pipeline's shape (prepare, log, commit) so a durable log
+    can take its place without touching the request path.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: ZooKeeperServer) -> None:
+        self.loop = loop
+        self.server = server
+        self.pending: list[Entry] = []
+        self.scheduled = False
+
+    def submit(self, entry: Entry) -> None:
+        self.pending.append(entry)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        batch, self.pending = self.pending, []
+        apply = self.server.apply
+        for e in batch:
+            apply(e)
+        if batch:
+            self.server.stats.fsyncs += 1
+            self.server.stats.fsynced_txns += len(batch)
+
+
+class ServerShell:
+    def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.server = ZooKeeperServer(
+            cfg,
+            now_ms=lambda: time.monotonic() * 1000.0,
+            wall_ms=lambda: int(time.time() * 1000),
+            server_id=1,
+        )
+        self.log = MemoryLog(loop, self.server)
+        self.server.submit = self.log.submit
+        self.listeners: list[asyncio.base_events.Server] = []
+        self.fourlw = FourLetterWords(self)
+        self.per_ip: dict[str, int] = {}
+        self.stopping = asyncio.Event()
+        self._timers: list[asyncio.TimerHandle] = []
+
+    # -- connections ------------------------------------------------------------------
+
+    def admit(self, conn: ClientConnection) -> bool:
+        """maxClientCnxns per IP, as Apache's NIOServerCnxnFactory."""
+        limit = self.cfg.max_client_cnxns
+        count = sum(1 for c in self.server.connections if c.remote_ip == conn.remote_ip)
+        if limit > 0 and count >= limit:
+            log.warning("Too many connections from %s - max is %d", conn.remote, limit)
+            return False
+        return True
+
+    def is_four_letter_word(self, word: bytes) -> bool:
+        return word in FOUR_LETTER_WORDS
+
+    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
+        text = self.fourlw.run(cmd, conn)
+        conn.handshake_seen = True
+        if text:
+            conn.send(text.encode("utf-8"))
+        conn.close()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        host = cfg.client_port_address or None
+        if cfg.client_port is None:
+            raise ValueError("clientPort is not set")
+        srv = await self.loop.create_server(
+            lambda: ClientConnection(self), host=host, port=cfg.client_port,
+            reuse_address=True, backlog=1024)
+        self.listeners.append(srv)
+        addrs = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets)
+        log.info("binding to port %s", addrs)
+        self._schedule_expiry()
+        self._schedule_containers()
+
+    def _schedule_expiry(self) -> None:
+        server = self.server
+        server.expire_sessions()
+        delay = max(0.0, (server.sessions.next_expiration - server.now_ms()) / 1000.0)
+        self._timers.append(self.loop.call_later(delay + 0.001, self._schedule_expiry))
+
+    def _schedule_containers(self) -> None:
+        interval = max(1, self.cfg.container_check_interval_ms) / 1000.0
+        self.server.reap_containers(self.cfg.container_max_per_minute,
+                                    self.cfg.container_max_never_used_interval_ms)
+        self._timers.append(self.loop.call_later(interval, self._schedule_containers))
+
+    async def stop(self) -> None:
+        for t in self._timers:
+            t.cancel()
+        for srv in self.listeners:
+            srv.close()
+        for c in list(self.server.connections):
+            c.close()
+        for srv in self.listeners:
+            await srv.wait_closed()
+
+    @property
+    def port(self) -> int:
+        return self.listeners[0].sockets[0].getsockname()[1]
+
+
+async def run_server(cfg: Any) -> int:
+    loop = asyncio.get_running_loop()
+    shell = ServerShell(cfg, loop)
+    await shell.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await stop.wait()
+    log.info("shutting down")
+    await shell.stop()
+    return 0

@@ -1,0 +1,465 @@
+"""The server core: sessions, the request pipeline and replies.
+
+Transport-agnostic: connections are objects with ``send(bytes)``,
+``close()`` and ``send_event(type, path)``; the log stage is a callable
+``submit(entry)`` provided by the shell, which calls ``apply(entry)`` back in
+zxid order once the transaction is durable. Time comes in through the
+``now_ms``/``wall_ms`` callables so tests can drive it.
+
+Pipeline (DESIGN.md section 1): a write is prepared (zxid assigned, txn or
+error txn built against tree + outstanding changes), handed to the log, and
+applied to the tree when the log says it is durable; only then is it
+answered. Reads are answered from the tree at once unless the same session
+has earlier requests still in flight, in which case they queue behind them
+(per-session FIFO).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from pyzk.datatree import acl as aclmod
+from pyzk.datatree.tree import DataTree
+from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError
+from pyzk.jute.constants import Err, KeeperState, OpCode
+from pyzk.jute.multi import encode_multi_response
+from pyzk.jute.records import (
+    AuthPacket,
+    ConnectRequest,
+    ConnectResponse,
+    Create2Response,
+    CreateResponse,
+    ErrorResponse,
+    Id,
+    SetACLResponse,
+    SetDataResponse,
+)
+from pyzk.server.errors import KeeperError
+from pyzk.server.prep import WRITE_OPS, Prepared, Preparer, ttl_value
+from pyzk.server.reads import Reads
+from pyzk.server.sessions import SessionTracker
+
+log = logging.getLogger(__name__)
+
+REPLY_HDR = struct.Struct(">iiqi")  # frame length, xid, zxid, err
+_INT = struct.Struct(">i")
+_REQ_HDR = struct.Struct(">ii")
+NOTIFICATION_XID = -1
+PING_XID = -2
+AUTH_XID = -4
+
+# Request types Apache's Request.isValid accepts.
+VALID_OPS = frozenset({
+    OpCode.check, OpCode.closeSession, OpCode.create, OpCode.create2, OpCode.createTTL,
+    OpCode.createContainer, OpCode.createSession, OpCode.delete, OpCode.deleteContainer,
+    OpCode.exists, OpCode.getACL, OpCode.getChildren, OpCode.getAllChildrenNumber,
+    OpCode.getChildren2, OpCode.getData, OpCode.getEphemerals, OpCode.multi,
+    OpCode.multiRead, OpCode.ping, OpCode.reconfig, OpCode.setACL, OpCode.setData,
+    OpCode.setWatches, OpCode.setWatches2, OpCode.sync, OpCode.checkWatches,
+    OpCode.removeWatches, OpCode.addWatch, OpCode.whoAmI,
+})
+
+
+class Entry:
+    """One request on its way through the pipeline."""
+
+    __slots__ = ("conn", "xid", "op", "body", "prepared", "received")
+
+    def __init__(self, conn: Any, xid: int, op: int, body: bytes,
+                 prepared: Prepared | None, received: float) -> None:
+        self.conn = conn
+        self.xid = xid
+        self.op = op
+        self.body = body
+        self.prepared = prepared
+        self.received = received
+
+
+class ServerStats:
+    """Counters behind srvr/stat/mntr."""
+
+    __slots__ = ("packets_received", "packets_sent", "min_latency", "max_latency",
+                 "total_latency", "count", "outstanding", "auth_failed",
+                 "bytes_received", "watch_events", "fsyncs", "fsynced_txns")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.min_latency = -1.0
+        self.max_latency = 0.0
+        self.total_latency = 0.0
+        self.count = 0
+        self.outstanding = 0
+        self.auth_failed = 0
+        self.bytes_received = 0
+        self.watch_events = 0
+        self.fsyncs = 0
+        self.fsynced_txns = 0
+
+    def latency(self, ms: float) -> None:
+        if self.min_latency < 0 or ms < self.min_latency:
+            self.min_latency = ms
+        if ms > self.max_latency:
+            self.max_latency = ms
+        self.total_latency += ms
+        self.count += 1
+
+
+class ZooKeeperServer:
+    def __init__(self, cfg: Any, *, now_ms: Callable[[], float], wall_ms: Callable[[], int],
+                 server_id: int = 1) -> None:
+        self.cfg = cfg
+        self.now_ms = now_ms
+        self.wall_ms = wall_ms
+        self.maxbuf = getattr(cfg, "jute_maxbuffer", DEFAULT_MAX_BUFFER)
+        self.tree = DataTree()
+        self.skip_acl = bool(getattr(cfg, "skip_acl", False))
+        self.super_digest = getattr(cfg, "super_digest", None)
+        self.extended_types = bool(getattr(cfg, "extended_types_enabled", False))
+        self.prep = Preparer(
+            self.tree, skip_acl=self.skip_acl, extended_types=self.extended_types,
+            enforce_quota=bool(getattr(cfg, "enforce_quota", False)),
+            reconfig_enabled=bool(getattr(cfg, "reconfig_enabled", False)),
+            maxbuf=self.maxbuf)
+        self.reads = Reads(self.tree, skip_acl=self.skip_acl, maxbuf=self.maxbuf)
+        self.min_session_timeout = cfg.min_session_timeout
+        self.max_session_timeout = cfg.max_session_timeout
+        self.sessions = SessionTracker(server_id, cfg.tick_time, int(now_ms()))
+        self.zxid = 0
+        self.submit: Callable[[Entry], None] = self._apply_now
+        self.conn_by_session: dict[int, Any] = {}
+        self.connections: set[Any] = set()
+        self.stats = ServerStats()
+        self.started_ms = wall_ms()
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _apply_now(self, entry: Entry) -> None:
+        self.apply(entry)
+
+    def next_zxid(self) -> int:
+        self.zxid += 1
+        return self.zxid
+
+    @property
+    def last_zxid(self) -> int:
+        return self.tree.last_processed_zxid
+
+    def reply(self, conn: Any, xid: int, err: int, body: bytes | bytearray = b"",
+              zxid: int | None = None) -> None:
+        if zxid is None:
+            zxid = self.tree.last_processed_zxid
+        conn.send(REPLY_HDR.pack(16 + len(body), xid, zxid, err) + body)
+        self.stats.packets_sent += 1
+
+    # -- connection establishment ---------------------------------------------
+
+    def connect(self, conn: Any, frame: bytes) -> None:
+        """Handle the first packet of a connection: a ConnectRequest."""
+        req, pos = ConnectRequest.decode(frame, 0, self.maxbuf)
+        conn.old_client = pos >= len(frame)
+        read_only = frame[pos] != 0 if pos < len(frame) else False
+        del read_only  # a standalone server serves read-write clients too
+        if req.lastZxidSeen > self.tree.last_processed_zxid:
+            log.info(
+                "Refusing session request for client %s as it has seen zxid 0x%x our last "
+                "zxid is 0x%x client must try another server", conn.remote,
+                req.lastZxidSeen, self.tree.last_processed_zxid)
+            conn.close()
+            return
+        timeout = max(self.min_session_timeout, min(req.timeOut, self.max_session_timeout))
+        conn.timeout = timeout
+        now = self.now_ms()
+        if req.sessionId == 0:
+            sid = self.sessions.new_session_id()
+            conn.session_id = sid
+            self.sessions.add(sid, timeout, int(now))
+            self.conn_by_session[sid] = conn
+            prepared = self.prep.create_session(sid, timeout, self.next_zxid(), self.wall_ms())
+            entry = Entry(conn, 0, OpCode.createSession, b"", prepared, now)
+            conn.inflight.append(entry)
+            self.submit(entry)
+            return
+        sid = req.sessionId
+        old = self.conn_by_session.get(sid)
+        if old is not None and old is not conn:
+            old.close()
+        conn.session_id = sid
+        valid = (req.passwd == self.sessions.password(sid)
+                 and self.sessions.touch(sid, int(now), timeout))
+        if not valid:
+            log.info("Invalid session 0x%x for client %s, probably expired", sid & (2**64 - 1),
+                     conn.remote)
+        else:
+            self.conn_by_session[sid] = conn
+        self.finish_session_init(conn, valid)
+
+    def finish_session_init(self, conn: Any, valid: bool) -> None:
+        sid = conn.session_id
+        rsp = ConnectResponse(0, conn.timeout if valid else 0, sid if valid else 0,
+                              self.sessions.password(sid) if valid else bytes(16))
+        out = bytearray(b"\0\0\0\0")
+        rsp.encode(out)
+        if not conn.old_client:
+            out += b"\0"
+        out[0:4] = _INT.pack(len(out) - 4)
+        conn.send(bytes(out))
+        if valid:
+            conn.established = True
+        else:
+            conn.session_id = 0
+            conn.close()
+
+    # -- requests -----------------------------------------------------------------
+
+    def request(self, conn: Any, frame: bytes) -> None:
+        """Handle one framed request (after the handshake)."""
+        stats = self.stats
+        stats.packets_received += 1
+        if len(frame) < 8:
+            raise JuteError("request shorter than its header")
+        xid, op = _REQ_HDR.unpack_from(frame, 0)
+        body = frame[8:]
+        now = self.now_ms()
+        sid = conn.session_id
+        if op == OpCode.auth:
+            self._auth(conn, xid, body)
+            return
+        if op == OpCode.sasl:
+            log.warning("SASL is not supported; closing %s", conn.remote)
+            self.reply(conn, xid, Err.AUTHFAILED, zxid=0)
+            conn.close()
+            return
+        self.sessions.touch(sid, int(now))
+        if op not in VALID_OPS or op == OpCode.createSession:
+            log.warning("Received packet at server of unknown type %d", op)
+            self.reply(conn, xid, Err.UNIMPLEMENTED, zxid=-1)
+            conn.close()
+            return
+        if op in WRITE_OPS:
+            zxid = self.next_zxid()
+            if op == OpCode.closeSession:
+                prepared = self.prep.close_session(sid, xid, zxid, self.wall_ms())
+                self.sessions.set_closing(sid)
+            else:
+                prepared = self.prep.prepare(sid, xid, op, body, conn.auth, zxid,
+                                             self.wall_ms())
+            entry = Entry(conn, xid, op, body, prepared, now)
+            conn.inflight.append(entry)
+            stats.outstanding += 1
+            self.submit(entry)
+            return
+        if conn.inflight:
+            conn.inflight.append(Entry(conn, xid, op, body, None, now))
+            stats.outstanding += 1
+            return
+        self._read(conn, xid, op, body, now)
+
+    def _read(self, conn: Any, xid: int, op: int, body: bytes, received: float) -> None:
+        if op == OpCode.ping:
+            self.reply(conn, PING_XID, 0)
+            return
+        out = bytearray(20)
+        err = 0
+        try:
+            self.reads.handlers[op](body, conn, conn.session_id, conn.auth, out)
+        except KeeperError as e:
+            err = e.code
+            del out[20:]
+        except (JuteError, UnicodeDecodeError, ValueError) as e:
+            log.error("Failed to process request type %d: %s", op, e)
+            err = Err.MARSHALLINGERROR
+            del out[20:]
+        REPLY_HDR.pack_into(out, 0, len(out) - 4, xid, self.tree.last_processed_zxid, err)
+        conn.send(bytes(out))
+        self.stats.packets_sent += 1
+        self.stats.latency(self.now_ms() - received)
+
+    def _auth(self, conn: Any, xid: int, body: bytes) -> None:
+        pkt = AuthPacket.decode(body, 0, self.maxbuf)[0]
+        scheme = pkt.scheme
+        ok = False
+        if scheme == "digest":
+            ident = (pkt.auth or b"").decode("utf-8", "replace")
+            digest = aclmod.digest_id(ident)
+            if self.super_digest and digest == self.super_digest:
+                _add_auth(conn.auth, Id("super", ""))
+            _add_auth(conn.auth, Id("digest", digest))
+            ok = True
+        elif scheme == "ip":
+            _add_auth(conn.auth, Id("ip", conn.remote_ip))
+            ok = True
+        if ok:
+            log.info("Session 0x%x: auth success for scheme %s and address %s",
+                     conn.session_id & (2**64 - 1), scheme, conn.remote)
+            self.reply(conn, xid, 0, zxid=0)
+        else:
+            log.warning("Authentication failed for scheme: %s", scheme)
+            self.stats.auth_failed += 1
+            self.reply(conn, xid, Err.AUTHFAILED, zxid=0)
+            conn.close()
+
+    # -- commit ---------------------------------------------------------------
+
+    def apply(self, entry: Entry) -> None:
+        """The log made ``entry`` durable: apply it and answer."""
+        prepared = entry.prepared
+        hdr = prepared.hdr
+        rc = self.tree.process_txn(hdr, prepared.txn)
+        self.prep.committed(hdr.zxid)
+        for watcher, etype, path in rc.events:
+            watcher.send_event(etype, path)
+            self.stats.watch_events += 1
+        op = entry.op
+        conn = entry.conn
+        if op == OpCode.closeSession:
+            sid = hdr.clientId
+            self.sessions.remove(sid)
+            owner = self.conn_by_session.pop(sid, None)
+            if conn is None and owner is not None:
+                owner.close()
+        if conn is None or conn.closed:
+            return
+        inflight = conn.inflight
+        if not inflight or inflight[0] is not entry:
+            log.error("reply out of order for session 0x%x", conn.session_id)
+            return
+        inflight.popleft()
+        self.stats.outstanding -= 1
+        if op == OpCode.createSession:
+            self.stats.outstanding += 1  # the handshake was not counted as a request
+            self.finish_session_init(conn, True)
+        else:
+            self._write_reply(conn, entry, rc)
+            if op == OpCode.closeSession:
+                conn.close()
+                return
+        while inflight and inflight[0].prepared is None:
+            r = inflight.popleft()
+            self.stats.outstanding -= 1
+            self._read(conn, r.xid, r.op, r.body, r.received)
+
+    def _write_reply(self, conn: Any, entry: Entry, rc: Any) -> None:
+        prepared = entry.prepared
+        op = entry.op
+        out = bytearray(20)
+        err = prepared.err
+        if prepared.hdr.type == OpCode.error:
+            pass
+        elif op == OpCode.multi:
+            err = 0
+            results = []
+            for sub in rc.multi:
+                t = sub.type
+                if t == OpCode.create:
+                    results.append((t, 0, CreateResponse(sub.path)))
+                elif t in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
+                    results.append((OpCode.create2, 0, Create2Response(sub.path, sub.stat)))
+                elif t in (OpCode.delete, OpCode.deleteContainer):
+                    results.append((OpCode.delete, 0, None))
+                elif t == OpCode.setData:
+                    results.append((t, 0, SetDataResponse(sub.stat)))
+                elif t == OpCode.check:
+                    results.append((t, 0, None))
+                else:
+                    results.append((OpCode.error, sub.err, ErrorResponse(sub.err)))
+            encode_multi_response(results, out)
+        else:
+            err = rc.err
+            if err == 0:
+                if op == OpCode.create:
+                    CreateResponse(rc.path).encode(out)
+                elif op in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
+                    Create2Response(rc.path, rc.stat).encode(out)
+                elif op in (OpCode.setData, OpCode.check):
+                    if rc.stat is not None:
+                        SetDataResponse(rc.stat).encode(out)
+                elif op == OpCode.setACL:
+                    SetACLResponse(rc.stat).encode(out)
+        if err and op != OpCode.multi:
+            del out[20:]
+        REPLY_HDR.pack_into(out, 0, len(out) - 4, entry.xid, self.tree.last_processed_zxid, err)
+        conn.send(bytes(out))
+        self.stats.packets_sent += 1
+        self.stats.latency(self.now_ms() - entry.received)
+
+    # -- connection loss and time -------------------------------------------------
+
+    def disconnected(self, conn: Any) -> None:
+        self.connections.discard(conn)
+        self.tree.data_watches.remove_watcher(conn)
+        self.tree.child_watches.remove_watcher(conn)
+        sid = conn.session_id
+        if sid and self.conn_by_session.get(sid) is conn:
+            del self.conn_by_session[sid]
+        self.stats.outstanding -= sum(1 for e in conn.inflight)
+        conn.inflight.clear()
+
+    def expire_sessions(self) -> list[int]:
+        """Close every session whose timeout has passed (a closeSession txn each)."""
+        expired = self.sessions.expire(int(self.now_ms()))
+        for sid in expired:
+            log.info("Expiring session 0x%x, timeout of %dms exceeded", sid & (2**64 - 1),
+                     self.sessions.sessions[sid].timeout if sid in self.sessions.sessions else 0)
+            prepared = self.prep.close_session(sid, 0, self.next_zxid(), self.wall_ms())
+            self.submit(Entry(None, 0, OpCode.closeSession, b"", prepared, self.now_ms()))
+        return expired
+
+    def container_candidates(self, max_never_used_ms: int) -> list[str]:
+        """Apache ContainerManager.getCandidates: empty containers that once had
+        children (or stayed unused too long) and empty TTL nodes past their TTL."""
+        tree = self.tree
+        now = self.wall_ms()
+        out: list[str] = []
+        for path in sorted(tree.containers):
+            node = tree.get_node(path)
+            if node is None or node.children:
+                continue
+            if node.cversion > 0 or (max_never_used_ms and now - node.mtime > max_never_used_ms):
+                out.append(path)
+        if self.extended_types:
+            for path in sorted(tree.ttls):
+                node = tree.get_node(path)
+                if node is None or node.children:
+                    continue
+                ttl = ttl_value(node.ephemeralOwner)
+                if ttl and now - node.mtime > ttl:
+                    out.append(path)
+        return out
+
+    def reap_containers(self, max_per_minute: int, max_never_used_ms: int) -> int:
+        """Submit deleteContainer txns for the candidates (rate-limited like Apache)."""
+        n = 0
+        for path in self.container_candidates(max_never_used_ms):
+            if max_per_minute > 0 and n >= max_per_minute:
+                break
+            self.delete_container(path)
+            n += 1
+        return n
+
+    def delete_container(self, path: str) -> None:
+        prepared = self.prep.delete_container(path, self.next_zxid(), self.wall_ms())
+        self.submit(Entry(None, 0, OpCode.deleteContainer, b"", prepared, self.now_ms()))
+
+
+def _add_auth(auth: list[Id], ident: Id) -> None:
+    if ident not in auth:
+        auth.append(ident)
+
+
+NOTIFICATION = struct.Struct(">iiqi")
+
+
+def encode_notification(etype: int, path: str) -> bytes:
+    """A watch event frame: ReplyHeader(-1, -1, 0) + WatcherEvent."""
+    p = path.encode("utf-8")
+    body_len = 16 + 4 + 4 + 4 + len(p)
+    return (NOTIFICATION.pack(body_len, NOTIFICATION_XID, -1, 0)
+            + struct.pack(">iii", etype, KeeperState.SyncConnected, len(p)) + p)

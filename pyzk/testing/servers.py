@@ -1,0 +1,358 @@
+"""Start Apache ZooKeeper and pyzk as child processes, the same way.
+
+Both servers get a zoo.cfg written by us into their data directory, run in
+their own process group (so a kill reaches the JVM or the Python process and
+anything it spawned), log to a file beside the config and are ready only when
+a real ConnectRequest handshake is answered. The readiness probe reconnects a
+made-up session with a wrong password: Apache answers that with an "invalid
+session" ConnectResponse without logging any transaction, so a fresh server
+still numbers its first createSession zxid 0x1 and tests can compare zxids
+exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pyzk.jute.records import ConnectRequest, ConnectResponse
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+APACHE_JARS = (
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/slf4j-nop.jar",
+)
+APACHE_CLASSPATH = ":".join(("/etc/zookeeper/conf", *APACHE_JARS))
+APACHE_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
+
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+# A session id no server hands out (Apache's carry the start time in the
+# high bits); reconnecting it with a zero password is refused without a txn.
+_PROBE_SESSION = 0x7E57_0000_0000_0001
+_LEN = struct.Struct(">i")
+
+
+def apache_available() -> bool:
+    """True when java and Apache's jars are installed."""
+    return shutil.which("java") is not None and all(os.path.exists(j) for j in APACHE_JARS)
+
+
+def require_reference() -> None:
+    """Skip the calling test when Apache is missing; fail instead when required.
+
+    CI sets PYZK_REQUIRE_REFERENCE=1 so a broken Apache install cannot turn
+    the whole differential suite into silent skips.
+    """
+    import pytest
+
+    if apache_available():
+        return
+    msg = (
+        "Apache ZooKeeper 3.8 reference is not installed (need java and "
+        f"{', '.join(APACHE_JARS)}; apt-get install zookeeper zookeeper-bin)"
+    )
+    if os.environ.get("PYZK_REQUIRE_REFERENCE") == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on ``host`` (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def four_letter(host: str, port: int, cmd: str, timeout: float = 10.0) -> str:
+    """Send a four-letter word and return everything the server writes back."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(cmd.encode("ascii"))
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        b = sock.recv(n - len(buf))
+        if not b:
+            raise ConnectionError("connection closed by server")
+        buf += b
+    return bytes(buf)
+
+
+def probe_handshake(host: str, port: int, timeout: float = 2.0) -> ConnectResponse:
+    """One ConnectRequest/ConnectResponse exchange that creates no session."""
+    req = ConnectRequest(0, 0, 30000, _PROBE_SESSION, b"\0" * 16).to_bytes() + b"\0"
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(_LEN.pack(len(req)) + req)
+        (n,) = _LEN.unpack(_recv_exact(s, 4))
+        return ConnectResponse.from_bytes(_recv_exact(s, n))
+
+
+class ServerError(RuntimeError):
+    """A server did not start or died; the message carries its log's tail."""
+
+
+class ServerProcess:
+    """A ZooKeeper-protocol server run as a child process from its own zoo.cfg.
+
+    Subclasses say which command to run; everything else (config, logging,
+    readiness, cleanup) is shared so Apache and pyzk are treated identically.
+    """
+
+    kind = "server"
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        port: int | None = None,
+        extra_cfg: dict[str, str] | None = None,
+        jvm_flags: list[str] | None = None,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port if port is not None else free_port(self.host)
+        self.extra_cfg = dict(extra_cfg or {})
+        self.jvm_flags = list(jvm_flags or [])
+        self.cfg_path = self.data_dir / "zoo.cfg"
+        self.log_path = self.data_dir / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._logf = None
+
+    # --- subclass hooks -------------------------------------------------
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def cwd(self) -> Path:
+        return self.data_dir
+
+    # --- lifecycle ------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def config(self) -> dict[str, str]:
+        cfg = {
+            "tickTime": "2000",
+            "dataDir": str(self.data_dir),
+            "clientPort": str(self.port),
+            "clientPortAddress": self.host,
+            "4lw.commands.whitelist": "*",
+            "admin.enableServer": "false",
+        }
+        cfg.update(self.extra_cfg)
+        return cfg
+
+    def write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{k}={v}\n" for k, v in self.config().items())
+        self.cfg_path.write_text(text)
+
+    def start(self, timeout: float = READY_TIMEOUT) -> None:
+        if self.running():
+            raise ServerError(f"{self.kind} already running (pid {self.pid})")
+        self.write_config()
+        self._logf = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+        self._logf.write(f"--- start {' '.join(self.command())}\n".encode())
+        self._logf.flush()
+        self._proc = subprocess.Popen(
+            self.command(),
+            cwd=self.cwd(),
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.info("%s started pid %d on %s", self.kind, self._proc.pid, self.address)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Retry the handshake until it is answered (Apache may accept TCP
+        and even answer ruok before it serves sessions)."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                code = None if self._proc is None else self._proc.returncode
+                raise ServerError(f"{self.kind} exited with {code}\n{self.log_tail()}")
+            try:
+                probe_handshake(self.host, self.port, timeout=2.0)
+                return
+            except (OSError, ValueError) as e:
+                last = e
+                time.sleep(0.05)
+        raise ServerError(
+            f"{self.kind} on {self.address} not ready after {timeout}s ({last!r})\n"
+            + self.log_tail()
+        )
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _signal_group(self, sig: int) -> None:
+        if self._proc is None:
+            return
+        try:
+            os.killpg(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM, then SIGKILL the group if it does not exit in time."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s pid %d ignored SIGTERM; killing", self.kind, self._proc.pid)
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (a crash, for recovery tests)."""
+        if self._proc is None:
+            return
+        self._reap()
+
+    def _reap(self) -> None:
+        assert self._proc is not None
+        self._signal_group(signal.SIGKILL)
+        try:
+            self._proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # pragma: no cover - kernel trouble
+            log.error("%s pid %d survived SIGKILL", self.kind, self._proc.pid)
+        self._proc = None
+        if self._logf is not None:
+            self._logf.close()
+            self._logf = None
+
+    def restart(self, timeout: float = READY_TIMEOUT) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the server process, from /proc."""
+        if self._proc is None:
+            return 0
+        try:
+            with open(f"/proc/{self._proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            pass
+        return 0
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def four_letter(self, cmd: str) -> str:
+        return four_letter(self.host, self.port, cmd)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address}, pid={self.pid}, dir={self.data_dir})"
+
+
+class ApacheServer(ServerProcess):
+    """Apache ZooKeeper 3.8 (Debian's jars) in the foreground, as the oracle."""
+
+    kind = "apache"
+
+    def command(self) -> list[str]:
+        return [
+            "java",
+            "-cp",
+            APACHE_CLASSPATH,
+            "-Dzookeeper.admin.enableServer=false",
+            *self.jvm_flags,
+            APACHE_MAIN,
+            str(self.cfg_path),
+        ]
+
+
+class PyzkServer(ServerProcess):
+    """pyzk via its CLI, exactly as a user starts it.
+
+    ``jvm_flags`` are passed as SERVER_JVMFLAGS, the variable through which
+    users give Apache ``-Dzookeeper.X=Y`` settings and which pyzk honours.
+    """
+
+    kind = "pyzk"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "pyzk", "start-foreground", str(self.cfg_path)]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+        if self.jvm_flags:
+            env["SERVER_JVMFLAGS"] = " ".join(self.jvm_flags)
+        else:
+            env.pop("SERVER_JVMFLAGS", None)
+        return env
+
+    def cwd(self) -> Path:
+        return REPO_ROOT
+
+
+SERVER_CLASSES: dict[str, type[ServerProcess]] = {"apache": ApacheServer, "pyzk": PyzkServer}
