@@ -69,6 +69,8 @@ class HandshakeError(ConnectionError):
 class _Session(asyncio.Protocol):
     """Handshake and framing shared by all connection kinds."""
 
+    __slots__ = ("transport", "ready", "closed", "session_id", "timeout_ms", "buf")
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -120,6 +122,9 @@ class _Session(asyncio.Protocol):
 
 class LoadConnection(_Session):
     """Keeps ``window`` requests in flight from a ring until the run ends."""
+
+    __slots__ = ("ring", "window", "clock", "pending", "hist", "completed", "total", "errors",
+                 "notifications", "outstanding", "running", "closing", "done")
 
     def __init__(self, ring: FrameRing, window: int, clock: _Clock) -> None:
         super().__init__()
@@ -234,6 +239,8 @@ class LoadConnection(_Session):
 class IdleConnection(_Session):
     """A session that only pings, as an idle client library would (every timeout/3)."""
 
+    __slots__ = ("_timer",)
+
     def __init__(self) -> None:
         super().__init__()
         self._timer: asyncio.TimerHandle | None = None
@@ -261,6 +268,8 @@ class IdleConnection(_Session):
 
 class WatchConnection(_Session):
     """Sets a data watch on one node and records when its notification arrives."""
+
+    __slots__ = ("arm_frame", "armed", "fired")
 
     def __init__(self, arm_frame: bytes) -> None:
         super().__init__()
@@ -669,7 +678,8 @@ def _run_watch(host: str, port: int, wl: Workload, params: Params, processes: in
         hist=hist,
         client_cpu=None,
         server_cpu=server_cpu,
-        extra={"all_delivered_ms": median_all * 1000, "rounds": float(len(all_times))},
+        extra={"all_delivered_ms": median_all * 1000, "rounds": float(len(all_times)),
+               "watchers": float(params.watchers)},
     )
 
 

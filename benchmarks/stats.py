@@ -19,13 +19,22 @@ _LOG_GROWTH = math.log(GROWTH)
 NBUCKETS = int(math.log(MAX_VALUE / MIN_VALUE) / _LOG_GROWTH) + 2
 
 
+def _rank(p: float, n: int) -> int:
+    """1-based nearest rank of percentile ``p`` among ``n`` values.
+
+    Rounded before the ceiling so that float noise (99.9 / 100 * 1000 is
+    999.0000000000001) does not push the rank one place up.
+    """
+    return max(1, math.ceil(round(p * n / 100, 9)))
+
+
 def percentile(sorted_samples: Sequence[float], p: float) -> float:
     """Nearest-rank percentile: the smallest sample with at least p% at or below it."""
     if not sorted_samples:
         raise ValueError("percentile of no samples")
     if not 0 <= p <= 100:
         raise ValueError(f"percentile {p} outside 0..100")
-    rank = max(1, math.ceil(p / 100 * len(sorted_samples)))
+    rank = _rank(p, len(sorted_samples))
     return sorted_samples[rank - 1]
 
 
@@ -85,14 +94,18 @@ class Histogram:
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile, reported as its bucket's geometric middle.
 
-        Clamped to the exact min and max, so p0 and p100 are exact and a
-        single-valued histogram reports that value.
+        The first and last ranks are the exact min and max, and the result is
+        clamped to them, so a single-valued histogram reports that value.
         """
         if not self.total:
             return math.nan
         if not 0 <= p <= 100:
             raise ValueError(f"percentile {p} outside 0..100")
-        rank = max(1, math.ceil(p / 100 * self.total))
+        rank = _rank(p, self.total)
+        if rank >= self.total:
+            return self.max
+        if rank == 1:
+            return self.min
         seen = 0
         for i, c in enumerate(self.counts):
             seen += c

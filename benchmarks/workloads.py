@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from benchmarks.frames import Op, create, exists, get_children, get_data, set_data
 from benchmarks.rawclient import RawClient
 from pyzk.jute.constants import CreateMode, Err
+from pyzk.jute.records import GetChildrenResponse, GetDataResponse
 
 ROOT = "/bench"
 RING_MIN = 4096  # frames per ring: more than any window, so xids stay unique in flight
@@ -54,6 +55,14 @@ def _ensure(client: RawClient, ops: list[Op]) -> None:
             raise RuntimeError(f"setup failed: {Err(err).name}")
 
 
+def _expect_data(client: RawClient, path: str, data: bytes) -> None:
+    """Read a node back: a server that answers fast but wrong must not score."""
+    _, body = client.call(get_data(path))
+    got = GetDataResponse.from_bytes(body)
+    if got.data != data or got.stat.dataLength != len(data):
+        raise RuntimeError(f"setup check: {path} holds {got.data!r}, not what was written")
+
+
 def _node(i: int) -> str:
     return f"{ROOT}/data/n{i:06d}"
 
@@ -62,6 +71,8 @@ def _setup_nodes(client: RawClient, p: Params) -> None:
     data = p.payload()
     _ensure(client, [create(ROOT, b""), create(f"{ROOT}/data", b"")])
     _ensure(client, [create(_node(i), data) for i in range(p.nodes)])
+    _expect_data(client, _node(0), data)
+    _expect_data(client, _node(p.nodes - 1), data)
 
 
 def _cycle(conn: int, p: Params, make: Callable[[int, str], Op]) -> list[Op]:
@@ -104,6 +115,10 @@ def _create_ops(conn: int, p: Params) -> list[Op]:
 def _setup_wide(client: RawClient, p: Params) -> None:
     _ensure(client, [create(ROOT, b""), create(f"{ROOT}/wide", b"")])
     _ensure(client, [create(f"{ROOT}/wide/c{i:05d}", b"") for i in range(p.wide_children)])
+    _, body = client.call(get_children(f"{ROOT}/wide"))
+    n = len(GetChildrenResponse.from_bytes(body).children)
+    if n != p.wide_children:
+        raise RuntimeError(f"setup check: {ROOT}/wide has {n} children, not {p.wide_children}")
 
 
 def _wide_ops(conn: int, p: Params) -> list[Op]:
@@ -116,6 +131,7 @@ WATCH_PATH = f"{ROOT}/watch"
 
 def _setup_watch(client: RawClient, p: Params) -> None:
     _ensure(client, [create(ROOT, b""), create(WATCH_PATH, p.payload())])
+    _expect_data(client, WATCH_PATH, p.payload())
 
 
 def _no_ops(conn: int, p: Params) -> list[Op]:

@@ -41,6 +41,7 @@ COMMANDS = frozenset(
 )
 PID_FILE_NAME = "zookeeper_server.pid"
 START_TIMEOUT = 30.0  # seconds `start` waits for the client port (PYZK_START_TIMEOUT)
+START_GRACE = 1.0  # zkServer.sh's `sleep 1` before checking the process (PYZK_START_GRACE)
 STOP_TIMEOUT = 30.0  # seconds `stop` waits for the process to exit (PYZK_STOP_TIMEOUT)
 POLL_INTERVAL = 0.05
 # Exit codes of Apache's QuorumPeerMain (org.apache.zookeeper.server.ExitCode).
@@ -138,15 +139,20 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (a zombie child counts as gone)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
+    """Whether ``pid`` is a running process (an exited, unreaped process counts as gone).
+
+    An exited child of ours is detected with WNOWAIT, so its exit status stays
+    for whoever owns it (subprocess.Popen.wait still sees the real code).
+    """
+    waitid = getattr(os, "waitid", None)  # not on macOS
+    if waitid is not None:
+        try:
+            if waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return False
+        except ChildProcessError:
+            pass
+        except OSError:
             return False
-    except ChildProcessError:
-        pass
-    except OSError:
-        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -224,6 +230,9 @@ def cmd_start(inv: Invocation, out: TextIO, err: TextIO) -> int:
         out.write("FAILED TO START\n")
         err.write(f"{e}\n")
         return 1
+    port_busy = cfg.client_port is not None and _port_open(
+        _connect_host(cfg.client_port_address), cfg.client_port
+    )
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     daemon_out = daemon_out_path(inv.config_path, inv.env)
     daemon_out.parent.mkdir(parents=True, exist_ok=True)
@@ -242,22 +251,44 @@ def cmd_start(inv: Invocation, out: TextIO, err: TextIO) -> int:
         out.write("FAILED TO WRITE PID\n")
         err.write(f"{pid_file}: {e.strerror}\n")
         return 1
-    deadline = time.monotonic() + _env_seconds(inv.env, "PYZK_START_TIMEOUT", START_TIMEOUT)
+    if _wait_started(proc, cfg, port_busy, inv.env, err):
+        out.write("STARTED\n")
+        return 0
+    out.write("FAILED TO START\n")
+    err.write(f"see {daemon_out}\n")
+    pid_file.unlink(missing_ok=True)
+    return 1
+
+
+def _wait_started(
+    proc: subprocess.Popen[bytes],
+    cfg: ServerConfig,
+    port_busy: bool,
+    env: Mapping[str, str],
+    err: TextIO,
+) -> bool:
+    """Wait until the server listens on its client port (True) or exits (False).
+
+    When something else already listened on that port before the start, a
+    connection proves nothing; then, like zkServer.sh, the server counts as
+    started if it is still alive after a grace period (PYZK_START_GRACE).
+    """
     host = _connect_host(cfg.client_port_address)
+    now = time.monotonic()
+    deadline = now + _env_seconds(env, "PYZK_START_TIMEOUT", START_TIMEOUT)
+    grace_end = now + _env_seconds(env, "PYZK_START_GRACE", START_GRACE)
     while True:
         if proc.poll() is not None:
-            out.write("FAILED TO START\n")
-            err.write(f"see {daemon_out}\n")
-            pid_file.unlink(missing_ok=True)
-            return 1
-        if cfg.client_port is None or _port_open(host, cfg.client_port):
-            break
-        if time.monotonic() >= deadline:
+            return False
+        if cfg.client_port is None or port_busy:
+            if time.monotonic() >= grace_end:
+                return True
+        elif _port_open(host, cfg.client_port):
+            return True
+        elif time.monotonic() >= deadline:
             err.write(f"server is running but not yet listening on {host}:{cfg.client_port}\n")
-            break
+            return True
         time.sleep(POLL_INTERVAL)
-    out.write("STARTED\n")
-    return 0
 
 
 def cmd_stop(inv: Invocation, out: TextIO, err: TextIO) -> int:
@@ -448,11 +479,10 @@ def main(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     inv = parse_args(argv, env, "zkServer.py")
+    err.write(f"Using config: {inv.config_path}\n")
     if inv.command is None:
         err.write(USAGE.format(prog=inv.prog) + "\n")
         return 1
-    if inv.command != "version":
-        err.write(f"Using config: {inv.config_path}\n")
     return _HANDLERS[inv.command](inv, out, err)
 
 

@@ -60,13 +60,13 @@ def java_trim(s: str) -> str:
 
 
 def java_parse_long(s: str, bits: int = 64) -> int:
-    """``Long.parseLong`` / ``Integer.parseInt`` (bits=32); ValueError like NumberFormatException."""
+    """``Long.parseLong`` / ``Integer.parseInt`` (bits=32); ValueError where Java throws."""
     if not _JAVA_INT.fullmatch(s):
-        raise ValueError(f"For input string: \"{s}\"")
+        raise ValueError(f'For input string: "{s}"')
     v = int(s)
     lim = 1 << (bits - 1)
     if v < -lim or v >= lim:
-        raise ValueError(f"For input string: \"{s}\"")
+        raise ValueError(f'For input string: "{s}"')
     return v
 
 

@@ -168,7 +168,9 @@ class WatchManager:
             del self._table[path]
         return True
 
-    def contains_watcher(self, path: str, watcher: Watcher, mode: WatcherMode | None = None) -> bool:
+    def contains_watcher(
+        self, path: str, watcher: Watcher, mode: WatcherMode | None = None
+    ) -> bool:
         """Apache's containsWatcher, quirks included, or an exact test when ``mode`` is given.
 
         Apache answers True when *any* watcher watches ``path`` itself, or when
@@ -177,10 +179,8 @@ class WatchManager:
         ws = self._table.get(path)
         if mode is not None:
             return ws is not None and ws.get(watcher, -1) == mode
-        if ws is not None:
-            return True
-        # Apache looks up the watcher's mode on ``path`` itself (absent -> STANDARD).
-        return False
+        # Apache's recursive-mode branch can only hold when ``ws`` exists too.
+        return ws is not None
 
     def mode_of(self, path: str, watcher: Watcher) -> WatcherMode | None:
         ws = self._table.get(path)

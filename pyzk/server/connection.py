@@ -98,8 +98,13 @@ class ClientConnection(asyncio.Protocol):
                     self.server.connect(self, frame)
                 else:
                     self.server.request(self, frame)
-        except (JuteError, UnicodeDecodeError, ValueError, KeyError) as e:
+        except (JuteError, UnicodeDecodeError) as e:
             log.warning("Closing connection to %s: malformed packet: %s", self.remote, e)
+            self.close()
+            return
+        except Exception:
+            # Never let one connection's bad input take the server down.
+            log.exception("Closing connection to %s after an internal error", self.remote)
             self.close()
             return
         if pos:

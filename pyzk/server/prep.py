@@ -66,6 +66,11 @@ WRITE_OPS = frozenset({
     OpCode.closeSession,
 })
 
+_MULTI_WRITE_OPS = frozenset({
+    OpCode.create, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
+    OpCode.setData, OpCode.check,
+})
+
 _VALID_FLAGS = frozenset(int(m) for m in CreateMode)
 
 
@@ -288,7 +293,7 @@ class Preparer:
             self._remove(zxid, parent, path)
             return DeleteTxn(path)
         if op == OpCode.deleteContainer:
-            path = str(bytes(raw), "utf-8")
+            path = str(bytes(raw), "utf-8", "replace")
             parent_path = self._parent(path)
             if self._special(path):
                 raise KeeperError(Err.BADARGUMENTS, path)
@@ -436,6 +441,12 @@ class Preparer:
             op = _multi_op_type(wire_type, rec)
             if failed is not None:
                 t, txn = OpCode.error, ErrorTxn(Err.RUNTIMEINCONSISTENCY)
+            elif op not in _MULTI_WRITE_OPS:
+                # Apache finds no txn for a read op and fails the whole
+                # request with MarshallingError (still consuming the zxid).
+                self._rollback(hdr.zxid, saved)
+                hdr.type = OpCode.error
+                return Prepared(hdr, ErrorTxn(Err.MARSHALLINGERROR), Err.MARSHALLINGERROR)
             else:
                 try:
                     txn = self._txn(op, hdr, rec, auth)

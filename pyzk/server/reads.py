@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyzk.datatree import acl as aclmod
+from pyzk.datatree.javacompat import java_string_hash
 from pyzk.datatree.watches import WatcherMode
+from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import Err, EventType, OpCode, Perms, WatcherType
 from pyzk.jute.multi import decode_multi_request, encode_multi_response
 from pyzk.jute.records import (
@@ -43,11 +45,32 @@ from pyzk.server.errors import KeeperError
 if TYPE_CHECKING:
     from pyzk.datatree.tree import DataTree
 
+def _id_hash(ident: Id) -> int:
+    """The jute-generated Id.hashCode: 37 * (37 * 17 + scheme) + id, as a Java int."""
+    h = 17
+    for part in (ident.scheme, ident.id):
+        h = (37 * h + (java_string_hash(part) if part is not None else 0)) & 0xFFFFFFFF
+    return h
+
+
+def java_auth_order(auth: list[Id]) -> list[Id]:
+    """Apache keeps a connection's auth ids in a ConcurrentHashMap-backed set;
+    whoAmI lists them in that map's iteration order: by bucket, then insertion."""
+    cap = 16
+    while len(auth) >= cap - (cap >> 2):
+        cap <<= 1
+    def key(item: tuple[int, Id]) -> tuple[int, int]:
+        h = _id_hash(item[1])
+        return ((h ^ (h >> 16)) & 0x7FFFFFFF & (cap - 1), item[0])
+    return [i for _, i in sorted(enumerate(auth), key=key)]
+
+
 class Reads:
     """Answers reads for one tree; ``watcher`` is the asking connection."""
 
     def __init__(self, tree: DataTree, *, skip_acl: bool = False, maxbuf: int = 0xFFFFF) -> None:
         self.tree = tree
+        self.ext = tree.extended_types
         self.skip_acl = skip_acl
         self.maxbuf = maxbuf
         self.handlers: dict[int, Any] = {
@@ -89,7 +112,7 @@ class Reads:
         self._check(node.acl, Perms.READ, auth)
         if req.watch and watcher is not None:
             self.tree.data_watches.add_watch(path, watcher)
-        return GetDataResponse(node.data, node.stat())
+        return GetDataResponse(node.data, node.stat(self.ext))
 
     def exists(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                out: bytearray) -> None:
@@ -102,7 +125,7 @@ class Reads:
         node = self.tree.get_node(path)
         if node is None:
             raise KeeperError(Err.NONODE)
-        node.stat().encode(out)
+        node.stat(self.ext).encode(out)
 
     def _children(self, path: str, watch: bool, watcher: Any, auth: list[Id]) -> Any:
         node = self.tree.get_node(path)
@@ -117,13 +140,13 @@ class Reads:
                      out: bytearray) -> None:
         req = GetChildrenRequest.decode(body, 0, self.maxbuf)[0]
         node = self._children(req.path, req.watch, watcher, auth)
-        GetChildrenResponse(self.tree.child_list(node)).encode(out)
+        GetChildrenResponse(list(node.children.java_order())).encode(out)
 
     def get_children2(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                       out: bytearray) -> None:
         req = GetChildren2Request.decode(body, 0, self.maxbuf)[0]
         node = self._children(req.path, req.watch, watcher, auth)
-        GetChildren2Response(self.tree.child_list(node), node.stat()).encode(out)
+        GetChildren2Response(list(node.children.java_order()), node.stat(self.ext)).encode(out)
 
     def get_acl(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                 out: bytearray) -> None:
@@ -142,7 +165,7 @@ class Reads:
                 if a.id.scheme == "digest" else a
                 for a in acls
             ]
-        GetACLResponse(acls, node.stat()).encode(out)
+        GetACLResponse(acls, node.stat(self.ext)).encode(out)
 
     def get_all_children_number(self, body: bytes, watcher: Any, session_id: int,
                                 auth: list[Id], out: bytearray) -> None:
@@ -151,17 +174,12 @@ class Reads:
         if node is None:
             raise KeeperError(Err.NONODE)
         self._check(node.acl, Perms.READ, auth)
-        GetAllChildrenNumberResponse(self.tree.all_children_number(path)).encode(out)
+        GetAllChildrenNumberResponse(self.tree.get_all_children_number(path)).encode(out)
 
     def get_ephemerals(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                        out: bytearray) -> None:
         prefix = GetEphemeralsRequest.decode(body, 0, self.maxbuf)[0].prefixPath
-        paths = self.tree.ephemerals.get(session_id, ())
-        if prefix is None or not prefix.strip() or prefix.strip() == "/":
-            found = list(paths)
-        else:
-            found = [p for p in paths if p.startswith(prefix)]
-        GetEphemeralsResponse(found).encode(out)
+        GetEphemeralsResponse(self.tree.get_ephemerals_with_prefix(session_id, prefix)).encode(out)
 
     def _watch_managers(self, wtype: int) -> list[Any]:
         if wtype == WatcherType.Children:
@@ -244,7 +262,7 @@ class Reads:
     def who_am_i(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                  out: bytearray) -> None:
         infos = []
-        for i in auth:
+        for i in java_auth_order(auth):
             if i.scheme == "digest":
                 user = i.id.split(":")[0]
             elif i.scheme in ("ip", "sasl", "x509", "kerberos"):
@@ -260,19 +278,26 @@ class Reads:
 
     def multi_read(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                    out: bytearray) -> None:
-        ops = decode_multi_request(body, 0, self.maxbuf)
+        # Apache creates the (empty) MultiResponse before decoding, so a
+        # request it cannot decode or serve still gets the results so far,
+        # with MarshallingError in the header.
         results: list[tuple[int, int, Any]] = []
-        for t, req in ops:
-            try:
-                if t == OpCode.getChildren:
-                    node = self._children(req.path, False, None, auth)
-                    results.append((t, 0, GetChildrenResponse(self.tree.child_list(node))))
-                elif t == OpCode.getData:
-                    req.watch = False
-                    results.append((t, 0, self._get_data(req, None, auth)))
-                else:
-                    raise ValueError("Invalid type of readOp")
-            except KeeperError as e:
-                results.append((OpCode.error, e.code, ErrorResponse(e.code)))
+        try:
+            ops = decode_multi_request(body, 0, self.maxbuf)
+            for t, req in ops:
+                try:
+                    if t == OpCode.getChildren:
+                        node = self._children(req.path, False, None, auth)
+                        results.append((t, 0, GetChildrenResponse(
+                            list(node.children.java_order()))))
+                    elif t == OpCode.getData:
+                        req.watch = False
+                        results.append((t, 0, self._get_data(req, None, auth)))
+                    else:
+                        raise ValueError("Invalid type of readOp")
+                except KeeperError as e:
+                    results.append((OpCode.error, e.code, ErrorResponse(e.code)))
+        except (JuteError, ValueError, UnicodeDecodeError):
+            encode_multi_response(results, out)
+            raise KeeperError(Err.MARSHALLINGERROR, keep_body=True) from None
         encode_multi_response(results, out)
-

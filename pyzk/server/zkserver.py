@@ -34,6 +34,7 @@ from pyzk.jute.records import (
     Create2Response,
     CreateResponse,
     ErrorResponse,
+    GetSASLRequest,
     Id,
     SetACLResponse,
     SetDataResponse,
@@ -50,6 +51,7 @@ _INT = struct.Struct(">i")
 _REQ_HDR = struct.Struct(">ii")
 NOTIFICATION_XID = -1
 PING_XID = -2
+_NULL_SASL_TOKEN = b"\xff\xff\xff\xff"  # SetSASLResponse(token=null)
 AUTH_XID = -4
 
 # Request types Apache's Request.isValid accepts.
@@ -119,7 +121,8 @@ class ZooKeeperServer:
         self.now_ms = now_ms
         self.wall_ms = wall_ms
         self.maxbuf = getattr(cfg, "jute_maxbuffer", DEFAULT_MAX_BUFFER)
-        self.tree = DataTree()
+        self.tree = DataTree(extended_types=bool(getattr(cfg, "extended_types_enabled", False)),
+                             digest_enabled=bool(getattr(cfg, "digest_enabled", True)))
         self.skip_acl = bool(getattr(cfg, "skip_acl", False))
         self.super_digest = getattr(cfg, "super_digest", None)
         self.extended_types = bool(getattr(cfg, "extended_types_enabled", False))
@@ -233,9 +236,10 @@ class ZooKeeperServer:
             self._auth(conn, xid, body)
             return
         if op == OpCode.sasl:
-            log.warning("SASL is not supported; closing %s", conn.remote)
-            self.reply(conn, xid, Err.AUTHFAILED, zxid=0)
-            conn.close()
+            # No SASL server is configured: Apache's evaluate step fails with a
+            # NullPointerException it swallows, and answers OK with a null token.
+            GetSASLRequest.decode(body, 0, self.maxbuf)
+            self.reply(conn, xid, 0, _NULL_SASL_TOKEN, zxid=0)
             return
         self.sessions.touch(sid, int(now))
         if op not in VALID_OPS or op == OpCode.createSession:
@@ -272,9 +276,12 @@ class ZooKeeperServer:
             self.reads.handlers[op](body, conn, conn.session_id, conn.auth, out)
         except KeeperError as e:
             err = e.code
-            del out[20:]
-        except (JuteError, UnicodeDecodeError, ValueError) as e:
-            log.error("Failed to process request type %d: %s", op, e)
+            if not e.keep_body:
+                del out[20:]
+        except Exception:
+            # Apache answers any failure while serving a request with
+            # MarshallingError and keeps the session.
+            log.exception("Failed to process request type %d", op)
             err = Err.MARSHALLINGERROR
             del out[20:]
         REPLY_HDR.pack_into(out, 0, len(out) - 4, xid, self.tree.last_processed_zxid, err)
@@ -378,9 +385,15 @@ class ZooKeeperServer:
                     CreateResponse(rc.path).encode(out)
                 elif op in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
                     Create2Response(rc.path, rc.stat).encode(out)
-                elif op in (OpCode.setData, OpCode.check):
-                    if rc.stat is not None:
-                        SetDataResponse(rc.stat).encode(out)
+                elif op == OpCode.setData:
+                    SetDataResponse(rc.stat).encode(out)
+                elif op == OpCode.check:
+                    # Apache answers a bare successful check with
+                    # SetDataResponse(null), fails to serialise it and sends
+                    # nothing; clients only use check inside multi.
+                    log.warning("check outside multi from session 0x%x gets no reply",
+                                conn.session_id & (2**64 - 1))
+                    return
                 elif op == OpCode.setACL:
                     SetACLResponse(rc.stat).encode(out)
         if err and op != OpCode.multi:

@@ -26,6 +26,15 @@ from pyzk.jute.constants import (
 _LEN = struct.Struct(">i")
 _HDR = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err
 
+# Requests that the Java client always sends with a reserved xid; Apache
+# answers a ping with xid -2 whatever xid it carried.
+_SPECIAL_XIDS = {
+    OpCode.ping: XID_PING,
+    OpCode.auth: XID_AUTH,
+    OpCode.setWatches: XID_SET_WATCHES,
+    OpCode.setWatches2: XID_SET_WATCHES,
+}
+
 # Request record per opcode (what follows the RequestHeader).
 REQUEST_RECORDS: dict[int, Any] = {
     OpCode.create: R.CreateRequest,
@@ -326,6 +335,8 @@ class WireClient:
     # --- requests -------------------------------------------------------
     def send(self, opcode: int, request: Any = None, xid: int | None = None) -> int:
         """Send one request without waiting; returns its xid."""
+        if xid is None:
+            xid = _SPECIAL_XIDS.get(opcode)
         if xid is None:
             xid = self._next_xid
             self._next_xid += 1

@@ -1,0 +1,863 @@
+"""The data tree: znodes, ACL cache, ephemerals and watches, driven by txns (Apache DataTree).
+
+`DataTree.process_txn` applies one committed transaction exactly as
+Apache's DataTree.processTxn does, stat arithmetic and quirks included, and
+returns a `TxnResult` listing the watch notifications to deliver, in the
+order Apache fires them. Nothing here does I/O or reads a clock: times
+arrive in the TxnHeader.
+
+Apache conventions kept on purpose (they are visible to clients, snapshots
+or the four-letter words):
+
+* the root is stored under both "" and "/" (``node_count`` counts it twice,
+  like ``zk_znode_count``), and children of the root name "" as parent key;
+* stats are kept as persisted (see `ZNode`), translated in `ZNode.stat`;
+* errors met while applying (NoNode/NodeExists on replay) become
+  ``TxnResult.err`` and are logged, never raised;
+* the tree digest is Apache 3.8's (version 2): the 64-bit wrapping sum of a
+  CRC32 over path, data and stat of every node outside "/zookeeper/".
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pyzk.datatree.acl import ACLCache, read_acl_unsafe
+from pyzk.datatree.ephemeral import (
+    CONTAINER_EPHEMERAL_OWNER,
+    EphemeralType,
+    InvalidEphemeralOwner,
+    ephemeral_type,
+    ttl_to_ephemeral_owner,
+)
+from pyzk.datatree.javacompat import JavaStringSet
+from pyzk.datatree.node import ZNode
+from pyzk.datatree.quota import (
+    LIMIT_NODE,
+    PROC_ZOOKEEPER,
+    QUOTA_ZOOKEEPER,
+    STAT_NODE,
+    QuotaTrie,
+    StatsTrack,
+    stat_path,
+    trim_quota_path,
+)
+from pyzk.datatree.watches import STANDARD, WatcherMode, WatchManager
+from pyzk.jute.codec import JuteError
+from pyzk.jute.constants import Err, EventType, OpCode, WatcherType
+from pyzk.jute.records import (
+    ACL,
+    CheckVersionTxn,
+    CreateContainerTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    SetDataTxn,
+    Stat,
+    StatPersisted,
+    TxnHeader,
+)
+
+log = logging.getLogger(__name__)
+
+DIGEST_VERSION = 2
+DIGEST_LOG_INTERVAL = 128
+DIGEST_LOG_LIMIT = 1024
+STAT_OVERHEAD_BYTES = 6 * 8 + 5 * 4
+_ZK_SUBTREE = "/zookeeper/"
+_STAT60 = struct.Struct(">qqqqqiiiq")
+_MASK64 = (1 << 64) - 1
+_CONFIG_ZOOKEEPER = "/zookeeper/config"
+
+_CREATED = int(EventType.NodeCreated)
+_DELETED = int(EventType.NodeDeleted)
+_DATA_CHANGED = int(EventType.NodeDataChanged)
+_CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
+
+# Sub-transaction record types of a multi, as DataTree decodes them.
+_MULTI_RECORDS: dict[int, Any] = {
+    OpCode.create: CreateTxn,
+    OpCode.createTTL: CreateTTLTxn,
+    OpCode.createContainer: CreateContainerTxn,
+    OpCode.delete: DeleteTxn,
+    OpCode.deleteContainer: DeleteTxn,
+    OpCode.setData: SetDataTxn,
+    OpCode.error: ErrorTxn,
+    OpCode.check: CheckVersionTxn,
+}
+
+Event = tuple[Any, int, str]
+
+
+class _KeeperError(Exception):
+    """A NoNode/NodeExists met while applying; becomes TxnResult.err."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class _BadMulti(Exception):
+    """Apache's IOException inside a multi: logged, the rest is skipped."""
+
+
+class TxnResult:
+    """Apache ProcessTxnResult plus the watch notifications the txn fired."""
+
+    __slots__ = ("client_id", "cxid", "zxid", "type", "err", "path", "stat", "multi", "events")
+
+    def __init__(self, client_id: int, cxid: int, zxid: int, type_: int) -> None:
+        self.client_id = client_id
+        self.cxid = cxid
+        self.zxid = zxid
+        self.type = type_
+        self.err = 0
+        self.path: str | None = None
+        self.stat: Stat | None = None
+        self.multi: list[TxnResult] | None = None
+        # (watcher, event type, path) in delivery order
+        self.events: list[Event] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"TxnResult(type={self.type}, err={self.err}, path={self.path!r}, "
+            f"zxid={self.zxid:#x}, multi={self.multi!r}, events={len(self.events)})"
+        )
+
+
+class DataTree:
+    """Apache's DataTree as a pure state machine; see the module docstring."""
+
+    def __init__(self, *, digest_enabled: bool = True, extended_types: bool = False) -> None:
+        self.digest_enabled = digest_enabled
+        self.extended_types = extended_types
+        self.nodes: dict[str, ZNode] = {}
+        self.acl_cache = ACLCache()
+        self.ephemerals: dict[int, JavaStringSet] = {}
+        self.containers: set[str] = set()
+        self.ttls: set[str] = set()
+        self.last_processed_zxid = 0
+        self.data_watches = WatchManager()
+        self.child_watches = WatchManager()
+        self.quota_trie = QuotaTrie()
+        self._digest = 0
+        self._data_size = 0
+        # (zxid, digest version, digest) of the last applied txn, and every 128th.
+        self.last_processed_digest: tuple[int, int, int] | None = None
+        self.digest_log: list[tuple[int, int, int]] = []
+
+        root = ZNode(b"", -1)
+        self._put("", root)
+        self.nodes["/"] = root
+        root.add_child("zookeeper")
+        proc = ZNode(b"", -1)
+        self._put(PROC_ZOOKEEPER, proc)
+        proc.add_child("quota")
+        self._put(QUOTA_ZOOKEEPER, ZNode(b"", -1))
+        self._add_config_node()
+        self._data_size = self.approximate_data_size()
+
+    def _add_config_node(self) -> None:
+        self.nodes[PROC_ZOOKEEPER].add_child("config")
+        self._put(_CONFIG_ZOOKEEPER, ZNode(b"", -1))
+        # Access-controlled by default (ZOOKEEPER-2014); aversion becomes -1.
+        self.set_acl(_CONFIG_ZOOKEEPER, read_acl_unsafe(), -1)
+
+    # ------------------------------------------------------------ digest
+
+    def _node_digest(self, path: str, node: ZNode) -> int:
+        if path.startswith(_ZK_SUBTREE):
+            return 0
+        crc = zlib.crc32(path.encode("utf-8")) if path != "/" else 0
+        if node.data is not None:
+            crc = zlib.crc32(node.data, crc)
+        return zlib.crc32(
+            _STAT60.pack(
+                node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime,
+                node.version, node.cversion, node.aversion, node.ephemeralOwner,
+            ),
+            crc,
+        )
+
+    def _put(self, path: str, node: ZNode) -> None:
+        self.nodes[path] = node
+        if self.digest_enabled:
+            node.digest = d = self._node_digest(path, node)
+            self._digest += d
+
+    def _post_change(self, path: str, node: ZNode) -> None:
+        """Replace ``node``'s digest term after a change (preChange + postChange)."""
+        if self.digest_enabled:
+            d = self._node_digest(path, node)
+            self._digest += d - node.digest
+            node.digest = d
+
+    def digest(self) -> int:
+        """The tree digest as Apache's signed 64-bit long (0 when digests are disabled)."""
+        d = self._digest & _MASK64
+        return d - (1 << 64) if d >> 63 else d
+
+    # ------------------------------------------------------------ lookups
+
+    def get_node(self, path: str) -> ZNode | None:
+        return self.nodes.get(path)
+
+    def node_count(self) -> int:
+        """DataTree.getNodeCount: includes the root's "" alias, as zk_znode_count does."""
+        return len(self.nodes)
+
+    def approximate_data_size(self) -> int:
+        """Recomputed sum of path length + data length (the root counted under both keys)."""
+        total = 0
+        for path, node in self.nodes.items():
+            total += len(path) + (0 if node.data is None else len(node.data))
+        return total
+
+    def cached_approximate_data_size(self) -> int:
+        """The running total Apache reports as zk_approximate_data_size."""
+        return self._data_size
+
+    def stat_of(self, node: ZNode) -> Stat:
+        return node.stat(self.extended_types)
+
+    def acl_of(self, node: ZNode) -> list[ACL]:
+        return self.acl_cache.get(node.acl)
+
+    def get_data(self, path: str, watcher: Any = None) -> tuple[bytes | None, Stat] | None:
+        """getData: None if absent (no watch is left then), else (data, stat)."""
+        n = self.nodes.get(path)
+        if n is None:
+            return None
+        if watcher is not None:
+            self.data_watches.add_watch(path, watcher)
+        return n.data, n.stat(self.extended_types)
+
+    def stat_node(self, path: str, watcher: Any = None) -> Stat | None:
+        """exists: the watch is registered even when the node is absent."""
+        if watcher is not None:
+            self.data_watches.add_watch(path, watcher)
+        n = self.nodes.get(path)
+        return None if n is None else n.stat(self.extended_types)
+
+    def get_children(self, path: str, watcher: Any = None) -> tuple[list[str], Stat] | None:
+        """getChildren(2): children in Apache's order, and the stat; None if absent."""
+        n = self.nodes.get(path)
+        if n is None:
+            return None
+        if watcher is not None:
+            self.child_watches.add_watch(path, watcher)
+        return list(n.children.java_order()), n.stat(self.extended_types)
+
+    def get_acl(self, path: str) -> tuple[list[ACL], Stat] | None:
+        n = self.nodes.get(path)
+        if n is None:
+            return None
+        return [a.copy() for a in self.acl_cache.get(n.acl)], n.stat(self.extended_types)
+
+    def get_all_children_number(self, path: str) -> int:
+        """All descendants of ``path`` (getAllChildrenNumber); "/" excludes root and its alias."""
+        if path == "/":
+            return len(self.nodes) - 2
+        return sum(1 for _ in self._descendants(path))
+
+    def _descendants(self, path: str) -> Iterator[str]:
+        node = self.nodes.get(path)
+        if node is None:
+            return
+        stack = [(path, node)]
+        nodes = self.nodes
+        while stack:
+            p, n = stack.pop()
+            for name in n.children._h:  # noqa: SLF001 - order does not matter here
+                cp = p + "/" + name
+                child = nodes.get(cp)
+                yield cp
+                if child is not None and child.children:
+                    stack.append((cp, child))
+
+    def get_ephemerals(self, session_id: int) -> list[str]:
+        """A session's ephemeral paths in the order Apache's cloned HashSet yields them."""
+        eph = self.ephemerals.get(session_id)
+        return [] if eph is None else eph.clone().java_order()
+
+    def get_ephemerals_with_prefix(self, session_id: int, prefix: str | None) -> list[str]:
+        """The getEphemerals request (FinalRequestProcessor's prefix filter)."""
+        paths = self.get_ephemerals(session_id)
+        if prefix is None or prefix.strip() in ("", "/"):
+            return paths
+        return [p for p in paths if p.startswith(prefix)]
+
+    def ephemerals_count(self) -> int:
+        return sum(len(s) for s in self.ephemerals.values())
+
+    def sessions_with_ephemerals(self) -> list[int]:
+        """Sessions with an ephemerals entry (Apache keeps emptied entries until close)."""
+        return list(self.ephemerals)
+
+    def watch_count(self) -> int:
+        return len(self.data_watches) + len(self.child_watches)
+
+    def max_prefix_with_quota(self, path: str) -> str | None:
+        """The deepest quota root above ``path``, or None (getMaxPrefixWithQuota)."""
+        trie = self.quota_trie
+        if not trie:
+            return None
+        p = trie.find_max_prefix(path)
+        return None if p == "/" or not p else p
+
+    # ------------------------------------------------------------ watches
+
+    def add_watch(self, path: str, watcher: Any, mode: int) -> None:
+        """addWatch request: AddWatchMode 0 (persistent) / 1 (recursive) in both managers."""
+        wm = WatcherMode.from_add_watch_mode(mode)
+        self.data_watches.add_watch(path, watcher, wm)
+        self.child_watches.add_watch(path, watcher, wm)
+
+    def remove_cnxn(self, watcher: Any) -> None:
+        self.data_watches.remove_watcher(watcher)
+        self.child_watches.remove_watcher(watcher)
+
+    def contains_watcher(self, path: str, type_: int, watcher: Any) -> bool:
+        """checkWatches (DataTree.containsWatcher with Apache's WatchManager semantics)."""
+        if type_ == WatcherType.Children:
+            return self.child_watches.contains_watcher(path, watcher)
+        if type_ == WatcherType.Data:
+            return self.data_watches.contains_watcher(path, watcher)
+        return self.child_watches.contains_watcher(
+            path, watcher
+        ) or self.data_watches.contains_watcher(path, watcher)
+
+    def remove_watch(self, path: str, type_: int, watcher: Any) -> bool:
+        """removeWatches: True if a watch of that type was removed."""
+        if type_ == WatcherType.Children:
+            return self.child_watches.remove_watch(path, watcher)
+        if type_ == WatcherType.Data:
+            return self.data_watches.remove_watch(path, watcher)
+        c = self.child_watches.remove_watch(path, watcher)
+        d = self.data_watches.remove_watch(path, watcher)
+        return c or d
+
+    def set_watches(
+        self,
+        relative_zxid: int,
+        data_watches: Iterable[str],
+        exist_watches: Iterable[str],
+        child_watches: Iterable[str],
+        persistent_watches: Iterable[str],
+        recursive_watches: Iterable[str],
+        watcher: Any,
+    ) -> list[tuple[int, str]]:
+        """setWatches(2) after a reconnect; returns the (event type, path) to send now."""
+        out: list[tuple[int, str]] = []
+        nodes = self.nodes
+        for path in data_watches or ():
+            n = nodes.get(path)
+            if n is None:
+                out.append((_DELETED, path))
+            elif n.mzxid > relative_zxid:
+                out.append((_DATA_CHANGED, path))
+            else:
+                self.data_watches.add_watch(path, watcher)
+        for path in exist_watches or ():
+            if path in nodes:
+                out.append((_CREATED, path))
+            else:
+                self.data_watches.add_watch(path, watcher)
+        for path in child_watches or ():
+            n = nodes.get(path)
+            if n is None:
+                out.append((_DELETED, path))
+            elif n.pzxid > relative_zxid:
+                out.append((_CHILDREN_CHANGED, path))
+            else:
+                self.child_watches.add_watch(path, watcher)
+        for path in persistent_watches or ():
+            self.child_watches.add_watch(path, watcher, WatcherMode.PERSISTENT)
+            self.data_watches.add_watch(path, watcher, WatcherMode.PERSISTENT)
+        for path in recursive_watches or ():
+            self.child_watches.add_watch(path, watcher, WatcherMode.PERSISTENT_RECURSIVE)
+            self.data_watches.add_watch(path, watcher, WatcherMode.PERSISTENT_RECURSIVE)
+        return out
+
+    # ------------------------------------------------------------ mutations
+
+    def create_node(
+        self,
+        path: str,
+        data: bytes | None,
+        acl: list[ACL] | None,
+        ephemeral_owner: int,
+        parent_cversion: int,
+        zxid: int,
+        time: int,
+        events: list[Event] | None = None,
+    ) -> ZNode:
+        """DataTree.createNode; raises _KeeperError(NONODE/NODEEXISTS)."""
+        i = path.rfind("/")
+        parent_name = path[:i]
+        child_name = path[i + 1 :]
+        nodes = self.nodes
+        parent = nodes.get(parent_name)
+        if parent is None:
+            raise _KeeperError(Err.NONODE)
+        # Apache counts the ACL use before the existence check (and so leaks
+        # one reference on NodeExists); kept for identical snapshots.
+        acl_id = self.acl_cache.convert_acls(acl)
+        if child_name in parent.children:
+            raise _KeeperError(Err.NODEEXISTS)
+        if parent_cversion == -1:
+            parent_cversion = parent.cversion + 1
+        if parent_cversion > parent.cversion:
+            parent.cversion = parent_cversion
+            parent.pzxid = zxid
+        node = ZNode(data, acl_id, zxid, zxid, time, time, 0, 0, 0, ephemeral_owner, zxid)
+        parent.add_child(child_name)
+        self._post_change(parent_name, parent)
+        self._data_size += len(path) + (0 if data is None else len(data))
+        old = nodes.get(path)
+        if old is not None and self.digest_enabled:
+            self._digest -= old.digest
+        self._put(path, node)
+        if ephemeral_owner:
+            kind = self._kind(ephemeral_owner)
+            if kind is EphemeralType.CONTAINER:
+                self.containers.add(path)
+            elif kind is EphemeralType.TTL:
+                self.ttls.add(path)
+            else:
+                eph = self.ephemerals.get(ephemeral_owner)
+                if eph is None:
+                    eph = self.ephemerals[ephemeral_owner] = JavaStringSet(16)
+                eph.add(path)
+        if parent_name.startswith(QUOTA_ZOOKEEPER):
+            if child_name == LIMIT_NODE:
+                try:
+                    self.quota_trie.add_path(trim_quota_path(parent_name))
+                except ValueError:
+                    log.error("Cannot track a quota for limit node %s", path)
+            if child_name == STAT_NODE:
+                self._update_quota_for_path(trim_quota_path(parent_name))
+        if self.quota_trie:
+            prefix = self.max_prefix_with_quota(path)
+            if prefix is not None:
+                self._update_quota_stat(prefix, 0 if data is None else len(data), 1)
+        if events is not None and (self.data_watches._table or self.child_watches._table):  # noqa: SLF001
+            for w in self.data_watches.trigger(path, _CREATED):
+                events.append((w, _CREATED, path))
+            ppath = parent_name or "/"
+            for w in self.child_watches.trigger(ppath, _CHILDREN_CHANGED):
+                events.append((w, _CHILDREN_CHANGED, ppath))
+        return node
+
+    def _kind(self, owner: int) -> EphemeralType:
+        try:
+            return ephemeral_type(owner, self.extended_types)
+        except InvalidEphemeralOwner:
+            log.error("Invalid ephemeralOwner %#x treated as a session", owner)
+            return EphemeralType.NORMAL
+
+    def delete_node(self, path: str, zxid: int, events: list[Event] | None = None) -> None:
+        """DataTree.deleteNode; raises _KeeperError(NONODE) (after touching the parent's pzxid)."""
+        i = path.rfind("/")
+        parent_name = path[:i]
+        child_name = path[i + 1 :]
+        nodes = self.nodes
+        parent = nodes.get(parent_name)
+        if parent is None:
+            raise _KeeperError(Err.NONODE)
+        parent.remove_child(child_name)
+        if zxid > parent.pzxid:
+            parent.pzxid = zxid
+        self._post_change(parent_name, parent)
+        node = nodes.pop(path, None)
+        if node is None:
+            raise _KeeperError(Err.NONODE)
+        if self.digest_enabled:
+            self._digest -= node.digest
+        self.acl_cache.remove_usage(node.acl)
+        data = node.data
+        self._data_size -= len(path) + (0 if data is None else len(data))
+        owner = node.ephemeralOwner
+        if owner:
+            kind = self._kind(owner)
+            if kind is EphemeralType.CONTAINER:
+                self.containers.discard(path)
+            elif kind is EphemeralType.TTL:
+                self.ttls.discard(path)
+            else:
+                eph = self.ephemerals.get(owner)
+                if eph is not None:
+                    eph.discard(path)
+        if child_name == LIMIT_NODE and parent_name.startswith(PROC_ZOOKEEPER):
+            try:
+                self.quota_trie.delete_path(trim_quota_path(parent_name))
+            except ValueError:
+                log.error("Cannot untrack the quota of limit node %s", path)
+        if self.quota_trie:
+            prefix = self.max_prefix_with_quota(path)
+            if prefix is not None:
+                self._update_quota_stat(prefix, -(0 if data is None else len(data)), -1)
+        if events is not None and (self.data_watches._table or self.child_watches._table):  # noqa: SLF001
+            processed = self.data_watches.trigger(path, _DELETED)
+            for w in processed:
+                events.append((w, _DELETED, path))
+            for w in self.child_watches.trigger(path, _DELETED, processed):
+                if w not in processed:
+                    events.append((w, _DELETED, path))
+            ppath = parent_name or "/"
+            for w in self.child_watches.trigger(ppath, _CHILDREN_CHANGED):
+                events.append((w, _CHILDREN_CHANGED, ppath))
+
+    def set_data(
+        self,
+        path: str,
+        data: bytes | None,
+        version: int,
+        zxid: int,
+        time: int,
+        events: list[Event] | None = None,
+    ) -> Stat:
+        """DataTree.setData: the version comes from the txn, not incremented here."""
+        node = self.nodes.get(path)
+        if node is None:
+            raise _KeeperError(Err.NONODE)
+        last = node.data
+        node.data = data
+        node.mtime = time
+        node.mzxid = zxid
+        node.version = version
+        stat = node.stat(self.extended_types)
+        self._post_change(path, node)
+        new_len = 0 if data is None else len(data)
+        old_len = 0 if last is None else len(last)
+        if self.quota_trie:
+            prefix = self.max_prefix_with_quota(path)
+            if prefix is not None:
+                self._update_quota_stat(prefix, new_len - old_len, 0)
+        self._data_size += new_len - old_len
+        if events is not None and self.data_watches._table:  # noqa: SLF001
+            for w in self.data_watches.trigger(path, _DATA_CHANGED):
+                events.append((w, _DATA_CHANGED, path))
+        return stat
+
+    def set_acl(self, path: str, acl: list[ACL] | None, version: int) -> Stat:
+        """DataTree.setACL: the old ACL's use is dropped before the new one is interned."""
+        node = self.nodes.get(path)
+        if node is None:
+            raise _KeeperError(Err.NONODE)
+        self.acl_cache.remove_usage(node.acl)
+        node.aversion = version
+        node.acl = self.acl_cache.convert_acls(acl)
+        stat = node.stat(self.extended_types)
+        self._post_change(path, node)
+        return stat
+
+    def set_cversion_pzxid(self, path: str, new_cversion: int, zxid: int) -> None:
+        """DataTree.setCversionPzxid: only ever moves cversion forward."""
+        if path.endswith("/"):
+            path = path[:-1]
+        node = self.nodes.get(path)
+        if node is None:
+            raise _KeeperError(Err.NONODE)
+        if new_cversion == -1:
+            new_cversion = node.cversion + 1
+        if new_cversion > node.cversion:
+            node.cversion = new_cversion
+            node.pzxid = zxid
+            self._post_change(path, node)
+
+    def kill_session(
+        self,
+        session_id: int,
+        zxid: int,
+        paths_in_txn: list[str] | None = None,
+        events: list[Event] | None = None,
+    ) -> None:
+        """Delete a closed session's ephemerals: the txn's list first, then any left over."""
+        local = self.ephemerals.pop(session_id, None)
+        if paths_in_txn is not None:
+            self._delete_nodes(session_id, zxid, paths_in_txn, events)
+        if local is None:
+            return
+        remaining = list(local.java_order())
+        if paths_in_txn is not None:
+            listed = set(paths_in_txn)
+            remaining = [p for p in remaining if p not in listed]
+            if remaining:
+                log.warning(
+                    "Unexpected extra paths under session %s which are not in txn %#x",
+                    remaining, zxid,
+                )
+        self._delete_nodes(session_id, zxid, remaining, events)
+
+    def _delete_nodes(
+        self, session_id: int, zxid: int, paths: Iterable[str], events: list[Event] | None
+    ) -> None:
+        for path in paths:
+            try:
+                self.delete_node(path, zxid, events)
+                log.debug("Deleting ephemeral node %s for session %#x", path, session_id)
+            except _KeeperError:
+                log.warning(
+                    "Ignoring NoNodeException for path %s while removing ephemeral for dead "
+                    "session %#x", path, session_id,
+                )
+
+    # ------------------------------------------------------------ quota stats
+
+    def _update_quota_stat(self, prefix: str, bytes_diff: int, count_diff: int) -> None:
+        spath = stat_path(prefix)
+        node = self.nodes.get(spath)
+        if node is None:
+            log.error("Missing node for stat %s", spath)
+            return
+        try:
+            st = StatsTrack(node.data)
+        except ValueError:
+            log.error("Malformed quota stats in %s: %r", spath, node.data)
+            return
+        st.count = st.count + count_diff
+        st.bytes = st.bytes + bytes_diff
+        node.data = st.to_bytes()  # Apache neither re-digests nor re-sizes here
+
+    def _counts(self, path: str) -> tuple[int, int]:
+        count = 0
+        size = 0
+        stack = [path]
+        nodes = self.nodes
+        while stack:
+            p = stack.pop()
+            n = nodes.get(p)
+            if n is None:
+                continue
+            count += 1
+            size += 0 if n.data is None else len(n.data)
+            stack.extend(p + "/" + c for c in n.children._h)  # noqa: SLF001
+        return count, size
+
+    def _update_quota_for_path(self, path: str) -> None:
+        count, size = self._counts(path)
+        st = StatsTrack()
+        st.bytes = size
+        st.count = count
+        spath = stat_path(path)
+        node = self.nodes.get(spath)
+        if node is None:
+            log.warning("Missing quota stat node %s", spath)
+            return
+        node.data = st.to_bytes()
+        self._post_change(spath, node)
+
+    def _setup_quota(self) -> None:
+        """After loading a snapshot: find every limit node, recount, fill the trie."""
+        if QUOTA_ZOOKEEPER not in self.nodes:
+            return
+        end = "/" + LIMIT_NODE
+        stack = [QUOTA_ZOOKEEPER]
+        while stack:
+            path = stack.pop()
+            node = self.nodes.get(path)
+            if node is None:
+                continue
+            if not node.children:
+                if path.endswith(end):
+                    real = path[len(QUOTA_ZOOKEEPER) : path.index(end)]
+                    self._update_quota_for_path(real)
+                    try:
+                        self.quota_trie.add_path(real)
+                    except ValueError:
+                        log.error("Cannot track a quota for limit node %s", path)
+                continue
+            stack.extend(path + "/" + c for c in reversed(node.children.java_order()))
+
+    # ------------------------------------------------------------ transactions
+
+    def process_txn(self, hdr: TxnHeader, txn: Any, _sub: bool = False) -> TxnResult:
+        """Apply one committed txn (DataTree.processTxn); never raises for tree errors."""
+        rc = TxnResult(hdr.clientId, hdr.cxid, hdr.zxid, hdr.type)
+        events = rc.events
+        t = hdr.type
+        try:
+            if t == OpCode.setData or t == OpCode.reconfig:
+                rc.path = txn.path
+                rc.stat = self.set_data(txn.path, txn.data, txn.version, hdr.zxid, hdr.time, events)
+            elif t == OpCode.create or t == OpCode.create2:
+                rc.path = txn.path
+                node = self.create_node(
+                    txn.path, txn.data, txn.acl, hdr.clientId if txn.ephemeral else 0,
+                    txn.parentCVersion, hdr.zxid, hdr.time, events,
+                )
+                if t == OpCode.create2:
+                    rc.stat = node.stat(self.extended_types)
+            elif t == OpCode.delete or t == OpCode.deleteContainer:
+                rc.path = txn.path
+                self.delete_node(txn.path, hdr.zxid, events)
+            elif t == OpCode.multi:
+                self._process_multi(hdr, txn, rc)
+            elif t == OpCode.createContainer:
+                rc.path = txn.path
+                node = self.create_node(
+                    txn.path, txn.data, txn.acl, CONTAINER_EPHEMERAL_OWNER,
+                    txn.parentCVersion, hdr.zxid, hdr.time, events,
+                )
+                rc.stat = node.stat(self.extended_types)
+            elif t == OpCode.createTTL:
+                rc.path = txn.path
+                try:
+                    owner = ttl_to_ephemeral_owner(txn.ttl)
+                except ValueError as e:  # Apache would throw out of processTxn
+                    log.error("Bad TTL in txn %r: %s", txn, e)
+                    raise _KeeperError(Err.BADARGUMENTS) from e
+                node = self.create_node(
+                    txn.path, txn.data, txn.acl, owner,
+                    txn.parentCVersion, hdr.zxid, hdr.time, events,
+                )
+                rc.stat = node.stat(self.extended_types)
+            elif t == OpCode.setACL:
+                rc.path = txn.path
+                rc.stat = self.set_acl(txn.path, txn.acl, txn.version)
+            elif t == OpCode.closeSession:
+                paths = None if txn is None else txn.paths2Delete
+                self.kill_session(hdr.clientId, hdr.zxid, paths, events)
+            elif t == OpCode.error:
+                rc.err = txn.err
+            elif t == OpCode.check:
+                rc.path = txn.path
+        except _KeeperError as e:
+            log.debug("Failed: %r:%r (%d)", hdr, txn, e.code)
+            rc.err = int(e.code)
+        except _BadMulti as e:
+            log.debug("Failed: %r:%r: %s", hdr, txn, e)
+
+        if t == OpCode.create and rc.err == Err.NODEEXISTS:
+            # Replaying over a fuzzy snapshot: still move the parent's cversion/pzxid.
+            log.debug("Adjusting parent cversion for Txn: %d path: %s err: %d", t, rc.path, rc.err)
+            parent_name = rc.path[: rc.path.rfind("/")]
+            try:
+                self.set_cversion_pzxid(parent_name, txn.parentCVersion, hdr.zxid)
+            except _KeeperError as e:
+                log.error("Failed to set parent cversion for: %s", parent_name)
+                rc.err = int(e.code)
+        elif rc.err:
+            log.debug("Ignoring processTxn failure hdr: %d : error: %d", t, rc.err)
+
+        if not _sub:
+            if rc.zxid > self.last_processed_zxid:
+                self.last_processed_zxid = rc.zxid
+            if self.digest_enabled:
+                zd = (rc.zxid, DIGEST_VERSION, self.digest())
+                self.last_processed_digest = zd
+                if rc.zxid % DIGEST_LOG_INTERVAL == 0:
+                    self.digest_log.append(zd)
+                    if len(self.digest_log) > DIGEST_LOG_LIMIT:
+                        del self.digest_log[0]
+        return rc
+
+    def _process_multi(self, hdr: TxnHeader, txn: Any, rc: TxnResult) -> None:
+        subtxns = txn.txns or []
+        rc.multi = results = []
+        failed = any(s.type == OpCode.error for s in subtxns)
+        post_failed = False
+        for sub in subtxns:
+            st = sub.type
+            cls = _MULTI_RECORDS.get(st)
+            if cls is None:
+                raise _BadMulti(f"Invalid type of op: {st}")
+            try:
+                record = cls.from_bytes(sub.data or b"")
+            except JuteError as e:
+                raise _BadMulti(str(e)) from e
+            if st == OpCode.error:
+                post_failed = True
+            elif failed:
+                record = ErrorTxn(Err.RUNTIMEINCONSISTENCY if post_failed else 0)
+                st = OpCode.error
+            sub_hdr = TxnHeader(hdr.clientId, hdr.cxid, hdr.zxid, hdr.time, st)
+            sub_rc = self.process_txn(sub_hdr, record, True)
+            results.append(sub_rc)
+            if sub_rc.events:
+                rc.events.extend(sub_rc.events)
+            if sub_rc.err and not rc.err:
+                rc.err = sub_rc.err
+
+    # ------------------------------------------------------------ snapshots
+
+    def walk(self) -> Iterator[tuple[str, ZNode]]:
+        """(path, node) in Apache's snapshot order: root as "", then depth-first."""
+        root = self.nodes.get("")
+        if root is None:
+            return
+        stack: list[tuple[str, ZNode]] = [("", root)]
+        nodes = self.nodes
+        while stack:
+            path, node = stack.pop()
+            yield path, node
+            kids = node.children.java_order()
+            for name in reversed(kids):
+                cp = path + "/" + name
+                child = nodes.get(cp)
+                if child is not None:
+                    stack.append((cp, child))
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        acl_entries: Iterable[tuple[int, list[ACL]]],
+        records: Iterable[tuple[str, bytes | None, int, StatPersisted]],
+        *,
+        digest_enabled: bool = True,
+        extended_types: bool = False,
+    ) -> DataTree:
+        """DataTree.deserialize: ``records`` are (path, data, acl id, StatPersisted)
+        in file order, the root first under path "". ValueError on an orphan."""
+        tree = cls(digest_enabled=digest_enabled, extended_types=extended_types)
+        tree.acl_cache.load(acl_entries)
+        tree.nodes.clear()
+        tree.quota_trie.clear()
+        tree._digest = 0
+        root: ZNode | None = None
+        for path, data, acl_id, sp in records:
+            node = ZNode.from_persisted(data, acl_id, sp)
+            tree._put(path, node)
+            tree.acl_cache.add_usage(acl_id)
+            i = path.rfind("/")
+            if i == -1:
+                root = node
+                continue
+            parent = tree.nodes.get(path[:i])
+            if parent is None:
+                raise ValueError(
+                    f"Invalid Datatree, unable to find parent {path[:i]} of path {path}"
+                )
+            parent.add_child(path[i + 1 :])
+            owner = node.ephemeralOwner
+            if owner:
+                kind = tree._kind(owner)
+                if kind is EphemeralType.CONTAINER:
+                    tree.containers.add(path)
+                elif kind is EphemeralType.TTL:
+                    tree.ttls.add(path)
+                else:
+                    eph = tree.ephemerals.get(owner)
+                    if eph is None:
+                        eph = tree.ephemerals[owner] = JavaStringSet(16)
+                    eph.add(path)
+        if root is not None:
+            tree.nodes["/"] = root
+        tree._data_size = tree.approximate_data_size()
+        tree._setup_quota()
+        tree.acl_cache.purge_unused()
+        return tree
+
+    def dump_watch_summary(self) -> tuple[int, int, int]:
+        """wchs counts: Apache reports the *data* watch manager only."""
+        return self.data_watches.summary()
+
+
+__all__ = ["DataTree", "TxnResult", "STANDARD"]
