@@ -35,6 +35,9 @@ from pyzk.testing.servers import SERVER_CLASSES, ServerError, ServerProcess, apa
 log = logging.getLogger(__name__)
 
 ORDER = ("get", "mix", "set", "create", "wide", "watch", "idle")
+# Workloads whose measured requests are writes: their numbers only compare
+# if the server persisted them (checked through its transaction log files).
+WRITES = frozenset({"mix", "set", "create", "watch"})
 # Both servers get the same settings; 1,000 sessions from one address need
 # maxClientCnxns off (Apache's default is 60 per address).
 SERVER_CFG = {"maxClientCnxns": "0", "forceSync": "yes"}
@@ -66,6 +69,7 @@ class Cell:
     results: list[Result] = field(default_factory=list)
     peak_rss: int = 0  # bytes
     failure: str | None = None
+    unlogged: bool = False  # wrote no version-2/log.* during a write workload
 
     def rate(self) -> float:
         return statistics.median(r.rate for r in self.results) if self.results else math.nan
@@ -97,12 +101,21 @@ class Cell:
             "peak_rss_bytes": self.peak_rss,
             "extra": [r.extra for r in self.results],
             "failure": self.failure,
+            "unlogged_writes": self.unlogged,
         }
 
 
+def wrote_txn_log(data_dir: Path) -> bool:
+    """Whether a server left a transaction log where Apache keeps it."""
+    return any((data_dir / "version-2").glob("log.*"))
+
+
 def run_one(kind: str, data_dir: Path, workload: str, args: argparse.Namespace,
-            params: Params) -> tuple[Result, int]:
-    """Start a fresh server, run the workload against it, return (result, peak RSS)."""
+            params: Params) -> tuple[Result, int, bool]:
+    """Start a fresh server, run the workload against it.
+
+    Returns the result, the peak RSS and whether a transaction log was written.
+    """
     cls: type[ServerProcess] = SERVER_CLASSES[kind]
     with cls(data_dir, extra_cfg=SERVER_CFG) as srv:
         pid = srv.pid
@@ -112,7 +125,7 @@ def run_one(kind: str, data_dir: Path, workload: str, args: argparse.Namespace,
                            duration=args.duration, warmup=args.warmup, params=params,
                            cpu_probe=lambda: proc_cpu_seconds(pid))
         hwm = proc_status_kib(pid, "VmHWM") * 1024
-    return res, hwm
+    return res, hwm, wrote_txn_log(data_dir)
 
 
 def run_all(args: argparse.Namespace) -> dict[str, dict[str, Cell]]:
@@ -132,7 +145,7 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, Cell]]:
                         continue
                     data_dir = workdir / f"{kind}-{workload}-{rnd}"
                     try:
-                        res, hwm = run_one(kind, data_dir, workload, args, params)
+                        res, hwm, logged = run_one(kind, data_dir, workload, args, params)
                     except ServerError as e:
                         # A server that cannot start cannot run any workload.
                         first = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
@@ -147,6 +160,7 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, Cell]]:
                         if not args.keep:
                             shutil.rmtree(data_dir, ignore_errors=True)
                     cell.results.append(res)
+                    cell.unlogged |= workload in WRITES and not logged
                     cell.peak_rss = max(cell.peak_rss, hwm)
                     log.info("%-6s round %d  %s  peak RSS %.0f MB", kind, rnd, res.summary(),
                              hwm / 2**20)
@@ -192,6 +206,9 @@ def format_table(table: dict[str, dict[str, Cell]]) -> str:
         for kind, c in cells.items():
             if c.failure:
                 notes.append(f"{workload}/{kind}: {c.failure}")
+            if c.unlogged:
+                notes.append(f"{workload}/{kind}: wrote no transaction log (version-2/log.*):"
+                             " its writes were not persisted, so its numbers do not compare")
             if c.errors():
                 notes.append(f"{workload}/{kind}: {c.errors()} requests failed (marked !)")
             for r in c.results:

@@ -155,7 +155,7 @@ def test_create_errors(diff):
         op("a", OpCode.create, create("/y", b"", 7)),  # unknown create mode
         op("a", OpCode.create, create("/y", b"", -1)),
         op("a", OpCode.create, create("/z", b"", acl=[])),  # INVALIDACL
-        op("a", OpCode.create, create("/z", b"", acl=None and [])),
+        op("a", OpCode.create, create("/z1", b"", acl=[R.ACL(31, R.Id("world", "nobody"))])),
         op("a", OpCode.create, R.CreateRequest("/z2", b"", None, 0)),
         op("a", OpCode.create, create("/z3", b"", acl=[R.ACL(31, R.Id("nope", "x"))])),
         op("a", OpCode.create, create("/z4", b"", acl=[R.ACL(31, R.Id("auth", ""))])),

@@ -107,24 +107,56 @@ _PROP_WS = " \t\f"
 
 
 def _logical_lines(text: str) -> Iterable[str]:
-    """Yield Properties' logical lines: comments and blank lines dropped,
-    backslash-continued lines joined with the continuation's indent removed."""
-    parts: list[str] = []
-    for natural in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        stripped = natural.lstrip(_PROP_WS)
-        if not parts and (not stripped or stripped[0] in "#!"):
+    """Yield Properties' logical lines, as java.util.Properties.LineReader does.
+
+    Comment and blank lines are dropped; a line ending in an odd number of
+    backslashes continues on the next one, whose leading blanks are dropped.
+    A ``#``/``!`` starts a comment whenever the logical line is still empty
+    (even right after a continuation), and a trailing backslash at the end of
+    the input is dropped.  tests/test_config.py checks this against a JVM.
+    """
+    buf: list[str] = []
+    n = len(text)
+    i = 0
+    skip_ws = True
+    after_continuation = False
+    backslash = False
+    while i < n:
+        c = text[i]
+        i += 1
+        if skip_ws:
+            if c in _PROP_WS or (not after_continuation and c in "\r\n"):
+                continue
+            skip_ws = False
+            after_continuation = False
+        if not buf and c in "#!":
+            while i < n and text[i] not in "\r\n":
+                i += 1
+            i += 1
+            skip_ws = True
             continue
-        trailing = len(stripped) - len(stripped.rstrip("\\"))
-        if trailing % 2 == 1:
-            parts.append(stripped[:-1])
+        if c not in "\r\n":
+            buf.append(c)
+            backslash = not backslash if c == "\\" else False
             continue
-        parts.append(stripped)
-        yield "".join(parts)
-        parts = []
-    if parts:
-        line = "".join(parts)
-        if line:
-            yield line
+        if not buf:
+            skip_ws = True
+            continue
+        if i >= n:
+            break
+        if backslash:
+            buf.pop()
+            skip_ws = True
+            after_continuation = True
+            backslash = False
+            if c == "\r" and text[i] == "\n":
+                i += 1
+        else:
+            yield "".join(buf)
+            buf = []
+            skip_ws = True
+    if buf:
+        yield "".join(buf[:-1] if backslash else buf)
 
 
 _ESCAPES = {"t": "\t", "r": "\r", "n": "\n", "f": "\f"}

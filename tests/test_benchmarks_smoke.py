@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 
 import pytest
 
 from benchmarks import frames
 from benchmarks.frames import REPLY_HEAD, FrameRing, decode_request, split_frames
-from benchmarks.loadgen import LoadConnection, _Clock, run_workload
+from benchmarks.loadgen import LoadConnection, Result, _Clock, run_workload
 from benchmarks.nullserver import NullServer
 from benchmarks.rawclient import RawClient
+from benchmarks.run import Cell, format_table, proc_cpu_seconds, proc_status_kib
+from benchmarks.scale import creates, node_path
 from benchmarks.stats import GROWTH, Histogram, percentile
 from benchmarks.workloads import RING_MIN, WORKLOADS, Params
 from pyzk.jute.constants import CreateMode, OpCode
@@ -262,3 +265,49 @@ def test_run_workload_and_raw_client_against_null_server() -> None:
     assert res.hist.total == res.ops
     assert res.client_cpu is not None and res.client_cpu >= 0
     assert len(replies) == 1000 and all(err == 0 for err, _ in replies)
+
+
+# --- runner and scale helpers -------------------------------------------------
+
+
+def _result(workload: str, ops: int, latency: float, errors: int = 0) -> Result:
+    h = Histogram()
+    h.add(latency, ops)
+    return Result(workload, ops, 10.0, h, errors=errors, client_cpu=1.0, server_cpu=5.0)
+
+
+def test_table_ratio_marks_and_notes() -> None:
+    a, p = Cell(), Cell()
+    a.results = [_result("get", 1_000_000, 0.002), _result("get", 3_000_000, 0.002)]
+    p.results = [_result("get", 1_000_000, 0.004, errors=3)]
+    a.peak_rss, p.peak_rss = 300 * 2**20, 30 * 2**20
+    p.unlogged = True
+    text = format_table({"get": {"apache": a, "pyzk": p}})
+    row = next(line for line in text.splitlines() if line.startswith("get"))
+    cols = row.split()
+    # Apache median of 100k and 300k is 200k; pyzk 100k -> ratio 0.50.
+    assert cols[1:4] == ["200,000", "100,000!", "0.50"]
+    assert cols[4:6] == ["2.00", "4.00"]
+    assert cols[6:8] == ["0.50", "0.50"]
+    assert cols[8:10] == ["300", "30"]
+    assert "get/pyzk: 3 requests failed" in text
+    assert "get/pyzk: wrote no transaction log" in text
+    missing = format_table({"set": {"apache": a, "pyzk": Cell(failure="did not start: x")}})
+    assert "n/a" in missing and "set/pyzk: did not start: x" in missing
+
+
+def test_proc_readers_parse_our_own_process() -> None:
+    pid = os.getpid()
+    assert proc_cpu_seconds(pid) > 0
+    assert proc_status_kib(pid, "VmHWM") >= proc_status_kib(pid, "VmRSS") > 0
+
+
+def test_scale_creates_parents_before_children() -> None:
+    ops = list(creates(2500, b"d"))
+    paths = [body.path for _, body in ops]
+    assert paths[0] == "/scale"
+    assert len(paths) == 1 + 3 + 2500
+    assert paths[1] == "/scale/b00000" and paths[2] == node_path(0)
+    assert paths.index("/scale/b00002") == paths.index(node_path(1999)) + 1
+    assert node_path(2499) == "/scale/b00002/n499" == paths[-1]
+    assert len(set(paths)) == len(paths)

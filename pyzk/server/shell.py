@@ -5,6 +5,7 @@ timers (session expiry, container reaping) and four-letter words.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -136,10 +137,8 @@ async def run_server(cfg: Any) -> int:
     await shell.start()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     await stop.wait()
     log.info("shutting down")
     await shell.stop()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 

@@ -12,6 +12,7 @@ exactly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -79,14 +80,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def four_letter(host: str, port: int, cmd: str, timeout: float = 10.0) -> str:
-    """Send a four-letter word and return everything the server writes back."""
+def four_letter(host: str, port: int, cmd: str | bytes, timeout: float = 10.0) -> str:
+    """Send a four-letter word and return everything the server writes back.
+
+    ``cmd`` may be bytes to append arguments (stmk takes an 8-byte mask).
+    """
     with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(cmd.encode("ascii"))
-        try:
+        s.sendall(cmd if isinstance(cmd, bytes) else cmd.encode("ascii"))
+        with contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
         chunks = []
         while True:
             try:
@@ -234,10 +236,8 @@ class ServerProcess:
     def _signal_group(self, sig: int) -> None:
         if self._proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM, then SIGKILL the group if it does not exit in time."""
@@ -293,7 +293,7 @@ class ServerProcess:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def four_letter(self, cmd: str) -> str:
+    def four_letter(self, cmd: str | bytes) -> str:
         return four_letter(self.host, self.port, cmd)
 
     def __enter__(self) -> Self:

@@ -3,6 +3,7 @@ interpreter of SCHEMA, round-trips, and rejects malformed input cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -130,7 +131,5 @@ def test_huge_vector_count_is_refused_without_allocating() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=64), st.sampled_from(sorted(SCHEMA)))
 def test_fuzzed_bytes_decode_or_raise_jute_error(data: bytes, name: str) -> None:
-    try:
+    with contextlib.suppress(JuteError):
         RECORDS[name].decode(data, 0)
-    except JuteError:
-        pass
