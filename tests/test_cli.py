@@ -389,9 +389,6 @@ def test_start_stop_real_server(daemon: tuple[Path, dict[str, str], int]) -> Non
     assert rc == 1 and out.splitlines()[-1] == NOT_RUNNING
 
 
-@pytest.mark.xfail(
-    strict=True, reason="pyzk's srvr four-letter word is not implemented yet; remove when it is"
-)
 def test_status_real_server(daemon: tuple[Path, dict[str, str], int]) -> None:
     cfg, env, port = daemon
     assert run(["start", str(cfg)], env)[0] == 0

@@ -39,6 +39,10 @@ def java_spread(h: int) -> int:
     return h ^ (h >> 16)
 
 
+def _spread_of(name: str) -> int:
+    return java_spread(java_string_hash(name))
+
+
 def java_split(s: str, sep: str) -> list[str]:
     """``s.split(sep)`` for a literal one-character separator (limit 0)."""
     parts = s.split(sep)
@@ -99,23 +103,30 @@ class JavaStringSet:
         h = self._h
         if name in h:
             return False
-        sp = java_spread(java_string_hash(name))
         cap = self._cap
         if cap < 64 and len(h) >= 8:
+            # a bucket that already holds 8 names makes a small table resize
             mask = cap - 1
-            b = sp & mask
-            if sum(1 for v in h.values() if v & mask == b) >= 8:
-                cap <<= 1  # treeifyBin on a small table resizes instead
-        h[name] = sp
+            b = _spread_of(name) & mask
+            if sum(1 for n in h if self._spread(n) & mask == b) >= 8:
+                cap <<= 1
+        h[name] = -1  # hash computed lazily, when the order is asked for
         if len(h) > (cap * 3) >> 2:
             cap <<= 1
         self._cap = cap
         self._order = None
         return True
 
+    def _spread(self, name: str) -> int:
+        sp = self._h[name]
+        if sp < 0:
+            sp = self._h[name] = _spread_of(name)
+        return sp
+
     def discard(self, name: str) -> bool:
-        if self._h.pop(name, None) is None:
+        if name not in self._h:
             return False
+        del self._h[name]
         self._order = None
         return True
 
@@ -155,9 +166,9 @@ class JavaStringSet:
         """Members in the order a Java HashSet with this history iterates them."""
         order = self._order
         if order is None:
-            h = self._h
+            spread = self._spread
             mask = self._cap - 1
-            order = sorted(h, key=lambda n: h[n] & mask)
+            order = sorted(self._h, key=lambda n: spread(n) & mask)
             self._order = order
         return order
 
@@ -166,7 +177,7 @@ class JavaStringSet:
         out = JavaStringSet.__new__(JavaStringSet)
         n = len(self._h)
         out._cap = table_size_for(int(n / 0.75 + 1.0)) if n else 1
-        out._h = {name: self._h[name] for name in self.java_order()}
+        out._h = {name: self._spread(name) for name in self.java_order()}
         out._order = None
         return out
 

@@ -74,6 +74,13 @@ _STAT60 = struct.Struct(">qqqqqiiiq")
 _MASK64 = (1 << 64) - 1
 _CONFIG_ZOOKEEPER = "/zookeeper/config"
 
+_OP_SET_DATA = int(OpCode.setData)
+_OP_RECONFIG = int(OpCode.reconfig)
+_OP_CREATE = int(OpCode.create)
+_OP_CREATE2 = int(OpCode.create2)
+_OP_DELETE = int(OpCode.delete)
+_OP_DELETE_CONTAINER = int(OpCode.deleteContainer)
+_OP_MULTI = int(OpCode.multi)
 _CREATED = int(EventType.NodeCreated)
 _DELETED = int(EventType.NodeDeleted)
 _DATA_CHANGED = int(EventType.NodeDataChanged)
@@ -174,16 +181,15 @@ class DataTree:
     def _node_digest(self, path: str, node: ZNode) -> int:
         if path.startswith(_ZK_SUBTREE):
             return 0
-        crc = zlib.crc32(path.encode("utf-8")) if path != "/" else 0
-        if node.data is not None:
-            crc = zlib.crc32(node.data, crc)
-        return zlib.crc32(
-            _STAT60.pack(
-                node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime,
-                node.version, node.cversion, node.aversion, node.ephemeralOwner,
-            ),
-            crc,
+        stat = _STAT60.pack(
+            node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime,
+            node.version, node.cversion, node.aversion, node.ephemeralOwner,
         )
+        data = node.data
+        head = path.encode("utf-8") if path != "/" else b""
+        if data:
+            return zlib.crc32(stat, zlib.crc32(data, zlib.crc32(head)))
+        return zlib.crc32(head + stat)
 
     def _put(self, path: str, node: ZNode) -> None:
         self.nodes[path] = node
@@ -684,21 +690,21 @@ class DataTree:
         events = rc.events
         t = hdr.type
         try:
-            if t == OpCode.setData or t == OpCode.reconfig:
+            if t in (_OP_SET_DATA, _OP_RECONFIG):
                 rc.path = txn.path
                 rc.stat = self.set_data(txn.path, txn.data, txn.version, hdr.zxid, hdr.time, events)
-            elif t == OpCode.create or t == OpCode.create2:
+            elif t in (_OP_CREATE, _OP_CREATE2):
                 rc.path = txn.path
                 node = self.create_node(
                     txn.path, txn.data, txn.acl, hdr.clientId if txn.ephemeral else 0,
                     txn.parentCVersion, hdr.zxid, hdr.time, events,
                 )
-                if t == OpCode.create2:
+                if t == _OP_CREATE2:
                     rc.stat = node.stat(self.extended_types)
-            elif t == OpCode.delete or t == OpCode.deleteContainer:
+            elif t in (_OP_DELETE, _OP_DELETE_CONTAINER):
                 rc.path = txn.path
                 self.delete_node(txn.path, hdr.zxid, events)
-            elif t == OpCode.multi:
+            elif t == _OP_MULTI:
                 self._process_multi(hdr, txn, rc)
             elif t == OpCode.createContainer:
                 rc.path = txn.path
@@ -735,7 +741,7 @@ class DataTree:
         except _BadMulti as e:
             log.debug("Failed: %r:%r: %s", hdr, txn, e)
 
-        if t == OpCode.create and rc.err == Err.NODEEXISTS:
+        if t == _OP_CREATE and rc.err == Err.NODEEXISTS:
             # Replaying over a fuzzy snapshot: still move the parent's cversion/pzxid.
             log.debug("Adjusting parent cversion for Txn: %d path: %s err: %d", t, rc.path, rc.err)
             parent_name = rc.path[: rc.path.rfind("/")]

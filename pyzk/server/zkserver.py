@@ -85,10 +85,21 @@ class ServerStats:
 
     __slots__ = ("packets_received", "packets_sent", "min_latency", "max_latency",
                  "total_latency", "count", "outstanding", "auth_failed",
-                 "bytes_received", "watch_events", "fsyncs", "fsynced_txns")
+                 "bytes_received", "watch_events", "fsyncs", "fsynced_txns",
+                 "last_response_size", "min_response_size", "max_response_size",
+                 "counters", "summaries")
 
     def __init__(self) -> None:
         self.reset()
+        # Client response sizes (Apache BufferStats; -1 until the first reply).
+        self.last_response_size = -1
+        self.min_response_size = -1
+        self.max_response_size = -1
+        # mntr metrics by Apache's ServerMetrics name: counters (name -> int)
+        # and summaries (name -> fourletter.Summary); fed with
+        # pyzk.server.fourletter.count()/observe(), zeroed by srst.
+        self.counters: dict[str, int] = {}
+        self.summaries: dict[str, Any] = {}
 
     def reset(self) -> None:
         self.packets_received = 0

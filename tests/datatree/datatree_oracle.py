@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 from pyzk.datatree import DataTree
-from pyzk.datatree.tree import _KeeperError
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import (
     CheckVersionTxn,
@@ -61,9 +60,9 @@ class JavaOracle:
 
     def __init__(self, build_dir: Path) -> None:
         cp = ":".join(JARS)
+        source = str(HERE / "oracle" / "PyzkTreeOracle.java")
         subprocess.run(
-            ["javac", "-d", str(build_dir), "-cp", cp, str(HERE / "oracle" / "PyzkTreeOracle.java")],
-            check=True, capture_output=True,
+            ["javac", "-d", str(build_dir), "-cp", cp, source], check=True, capture_output=True
         )
         self.proc = subprocess.Popen(
             ["java", "-cp", f"{build_dir}:{cp}", "org.apache.zookeeper.server.PyzkTreeOracle"],
@@ -194,4 +193,4 @@ def txn_line(hdr: TxnHeader, txn) -> str:
     return f"T {hdr.to_bytes().hex()} {'-' if txn is None else txn.to_bytes().hex()}"
 
 
-__all__ = ["JavaOracle", "PyTreeRunner", "java_available", "txn_line", "_KeeperError"]
+__all__ = ["JavaOracle", "PyTreeRunner", "java_available", "txn_line"]

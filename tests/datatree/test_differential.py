@@ -14,7 +14,6 @@ from collections import defaultdict
 
 import pytest
 
-from datatree_oracle import JavaOracle, PyTreeRunner, java_available, txn_line
 from pyzk.jute.constants import Err, OpCode
 from pyzk.jute.records import (
     ACL,
@@ -32,6 +31,8 @@ from pyzk.jute.records import (
     Txn,
     TxnHeader,
 )
+
+from .datatree_oracle import JavaOracle, PyTreeRunner, java_available, txn_line
 
 pytestmark = pytest.mark.skipif(not java_available(), reason="needs java and Apache's jars")
 

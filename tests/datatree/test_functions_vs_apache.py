@@ -6,12 +6,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datatree_oracle import JavaOracle, java_available
-from pyzk.datatree.acl import DigestProvider, InvalidACL, digest_id, fixup_acl, ip_matches
-from pyzk.datatree.acl import IPProvider
+from pyzk.datatree.acl import (
+    DigestProvider,
+    InvalidACL,
+    IPProvider,
+    digest_id,
+    fixup_acl,
+    ip_matches,
+)
 from pyzk.datatree.paths import BadPath, validate_path
 from pyzk.datatree.quota import StatsTrack
 from pyzk.jute.records import ACL, Id, QuorumPacket, SetACLTxn
+
+from .datatree_oracle import JavaOracle, java_available
 
 pytestmark = pytest.mark.skipif(not java_available(), reason="needs java and Apache's jars")
 _FAST = settings(max_examples=300, deadline=None,
