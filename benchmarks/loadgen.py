@@ -69,12 +69,11 @@ class HandshakeError(ConnectionError):
 class _Session(asyncio.Protocol):
     """Handshake and framing shared by all connection kinds."""
 
-    __slots__ = ("transport", "ready", "closed", "session_id", "timeout_ms", "buf")
+    __slots__ = ("transport", "ready", "session_id", "timeout_ms", "buf")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.session_id = 0
         self.timeout_ms = 0
         self.buf = bytearray()
@@ -87,8 +86,6 @@ class _Session(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_exception(HandshakeError(f"closed during handshake: {exc}"))
-        if not self.closed.done():
-            self.closed.set_result(None)
         self.on_lost()
 
     def on_lost(self) -> None:

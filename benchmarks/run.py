@@ -211,11 +211,13 @@ def format_table(table: dict[str, dict[str, Cell]]) -> str:
                              " its writes were not persisted, so its numbers do not compare")
             if c.errors():
                 notes.append(f"{workload}/{kind}: {c.errors()} requests failed (marked !)")
-            for r in c.results:
-                if "all_delivered_ms" in r.extra:
-                    notes.append(f"{workload}/{kind}: all {r.extra['watchers']:.0f} "
-                                 f"notifications delivered in {r.extra['all_delivered_ms']:.1f}"
-                                 f" ms (median of {r.extra['rounds']:.0f} rounds)")
+            fanouts = [r.extra["all_delivered_ms"] for r in c.results
+                       if "all_delivered_ms" in r.extra]
+            if fanouts:
+                rounds = sum(int(r.extra["rounds"]) for r in c.results)
+                notes.append(f"{workload}/{kind}: all {c.results[0].extra['watchers']:.0f} "
+                             f"notifications delivered in {statistics.median(fanouts):.1f} ms "
+                             f"(median over {len(fanouts)} runs of {rounds} rounds in all)")
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
                        for i, (cell, w) in enumerate(zip(row, widths, strict=True)))

@@ -9,14 +9,18 @@ implementation. Every fixture that starts Apache first calls
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pyzk.testing.scenario import Outcome, Step, assert_same, run_scenario
-from pyzk.testing.servers import SERVER_CLASSES, ServerProcess, require_reference
+from pyzk.testing.servers import (
+    SERVER_CLASSES,
+    ServerProcess,
+    require_reference,
+    second_kind,
+)
 
 KINDS = ["apache", "pyzk"]
 
@@ -88,10 +92,7 @@ def server_module(
     srv.stop()
 
 
-# The implementation compared with Apache. PYZK_COMPAT_SECOND=apache runs
-# every differential scenario against two fresh Apache servers instead: the
-# outcomes must then be equal, which validates the harness's normalisation.
-SECOND = os.environ.get("PYZK_COMPAT_SECOND", "pyzk")
+SECOND = second_kind()
 
 
 @pytest.fixture

@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SECOND
-from pyzk.testing.servers import CLI_MT, SERVER_CLASSES, ServerProcess, require_reference
+from pyzk.testing.servers import (
+    CLI_MT,
+    SERVER_CLASSES,
+    ServerProcess,
+    require_reference,
+    second_kind,
+)
 
+SECOND = second_kind()
 _DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ [\d:]+ \d{4}")
 _MSEC = re.compile(r"time = \d+ msec")
 _SESSION = re.compile(r"0x[0-9a-f]{9,16}")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SECOND
 from pyzk.jute import records as R
 from pyzk.jute.constants import CreateMode, OpCode
 from pyzk.testing.scenario import create
-from pyzk.testing.servers import SERVER_CLASSES, ServerProcess, require_reference
+from pyzk.testing.servers import SERVER_CLASSES, ServerProcess, require_reference, second_kind
 from pyzk.testing.wire import WireClient
 
+SECOND = second_kind()
 _KV = re.compile(r"^([A-Za-z_][\w./ -]*?)(: |=|\t|:)(.*)$")
 _DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ [\d:]+ \w+ \d{4}")
 _ADDR = re.compile(r"/?\d+\.\d+\.\d+\.\d+:\d+")

@@ -16,9 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SECOND
-from pyzk.testing.servers import SERVER_CLASSES, ZKCLI, ServerProcess, require_reference
+from pyzk.testing.servers import (
+    SERVER_CLASSES,
+    ZKCLI,
+    ServerProcess,
+    require_reference,
+    second_kind,
+)
 
+SECOND = second_kind()
 _DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ [\d:]+ \w+ \d{4}")
 _SESSION = re.compile(r"0x[0-9a-f]{9,16}")
 _NOISE = ("SLF4J:", "Connecting to ")

@@ -311,3 +311,14 @@ def test_scale_creates_parents_before_children() -> None:
     assert paths.index("/scale/b00002") == paths.index(node_path(1999)) + 1
     assert node_path(2499) == "/scale/b00002/n499" == paths[-1]
     assert len(set(paths)) == len(paths)
+
+
+def test_table_reports_watch_fanout_median() -> None:
+    cell = Cell()
+    for ms in (12.0, 8.0, 10.0):
+        r = _result("watch", 1000, ms / 1e3)
+        r.extra = {"all_delivered_ms": ms, "rounds": 5.0, "watchers": 1000.0}
+        cell.results.append(r)
+    text = format_table({"watch": {"apache": cell}})
+    assert "watch/apache: all 1000 notifications delivered in 10.0 ms" in text
+    assert "(median over 3 runs of 15 rounds in all)" in text

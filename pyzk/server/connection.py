@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyzk.jute.codec import JuteError
 from pyzk.jute.records import Id
+from pyzk.server.fourletter import ConnectionStats
 from pyzk.server.zkserver import encode_notification
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class ClientConnection(asyncio.Protocol):
         self.remote = f"/{peer[0]}:{peer[1]}"
         self.auth.append(Id("ip", self.remote_ip))
         self.connected_at = self.server.wall_ms()
+        self.cnxn_stats = ConnectionStats(self.server.now_ms())
         if not self.shell.admit(self):
             self.closed = True
             transport.close()
@@ -68,6 +70,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.server.stats.bytes_received += len(data)
         buf = self.buf
         buf += data
         pos = 0

@@ -161,7 +161,7 @@ MNTR_PERCENTILE_SUMMARIES = (
 
 _PERCENTILE_SET = frozenset(MNTR_PERCENTILE_SUMMARIES)
 #: Summary sets keyed by top-level namespace ("<ns>_read_per_namespace").
-NAMESPACE_SUMMARY_SETS = ("write_per_namespace", "read_per_namespace")
+NAMESPACE_SUMMARY_SETS = ("read_per_namespace", "write_per_namespace")  # Apache's order
 QUOTA_GAUGE_SETS = ("quota_count_limit_per_namespace", "quota_bytes_limit_per_namespace",
                     "quota_count_usage_per_namespace", "quota_bytes_usage_per_namespace")
 

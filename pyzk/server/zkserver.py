@@ -38,7 +38,9 @@ from pyzk.jute.records import (
     SetACLResponse,
     SetDataResponse,
 )
+from pyzk.datatree.paths import top_namespace
 from pyzk.server.errors import KeeperError
+from pyzk.server.fourletter import LAST_OP_NAMES, count, observe
 from pyzk.server.prep import WRITE_OPS, Prepared, Preparer, ttl_value
 from pyzk.server.reads import Reads
 from pyzk.server.sessions import SessionTracker
@@ -63,6 +65,11 @@ VALID_OPS = frozenset({
     OpCode.setWatches, OpCode.setWatches2, OpCode.sync, OpCode.checkWatches,
     OpCode.removeWatches, OpCode.addWatch, OpCode.whoAmI,
 })
+
+
+_WRITE_STAT_OPS = frozenset({OpCode.create, OpCode.create2, OpCode.createTTL,
+                             OpCode.createContainer, OpCode.delete, OpCode.deleteContainer,
+                             OpCode.setData})
 
 
 class Entry:
@@ -141,7 +148,9 @@ class ZooKeeperServer:
             enforce_quota=bool(getattr(cfg, "enforce_quota", False)),
             reconfig_enabled=bool(getattr(cfg, "reconfig_enabled", False)),
             maxbuf=self.maxbuf)
-        self.reads = Reads(self.tree, skip_acl=self.skip_acl, maxbuf=self.maxbuf)
+        self.stats = ServerStats()
+        self.reads = Reads(self.tree, skip_acl=self.skip_acl, maxbuf=self.maxbuf,
+                           stats=self.stats)
         self.min_session_timeout = cfg.min_session_timeout
         self.max_session_timeout = cfg.max_session_timeout
         self.sessions = SessionTracker(server_id, cfg.tick_time, int(now_ms()))
@@ -149,7 +158,6 @@ class ZooKeeperServer:
         self.submit: Callable[[Entry], None] = self._apply_now
         self.conn_by_session: dict[int, Any] = {}
         self.connections: set[Any] = set()
-        self.stats = ServerStats()
         self.started_ms = wall_ms()
 
     # -- helpers ----------------------------------------------------------------
@@ -177,6 +185,8 @@ class ZooKeeperServer:
     def connect(self, conn: Any, frame: bytes) -> None:
         """Handle the first packet of a connection: a ConnectRequest."""
         req, pos = ConnectRequest.decode(frame, 0, self.maxbuf)
+        self.stats.packets_received += 1
+        count(self.stats, "connection_request_count")
         conn.old_client = pos >= len(frame)
         read_only = frame[pos] != 0 if pos < len(frame) else False
         del read_only  # a standalone server serves read-write clients too
@@ -201,6 +211,7 @@ class ZooKeeperServer:
             self.submit(entry)
             return
         sid = req.sessionId
+        count(self.stats, "connection_revalidate_count")
         old = self.conn_by_session.get(sid)
         if old is not None and old is not conn:
             old.close()
@@ -224,6 +235,9 @@ class ZooKeeperServer:
             out += b"\0"
         out[0:4] = _INT.pack(len(out) - 4)
         conn.send(bytes(out))
+        # Apache's createSession path returns before updating the
+        # connection's last-op stats, so cons keeps lop=null here.
+        self.stats.packets_sent += 1
         if valid:
             conn.established = True
         else:
@@ -241,6 +255,7 @@ class ZooKeeperServer:
         xid, op = _REQ_HDR.unpack_from(frame, 0)
         body = frame[8:]
         now = self.now_ms()
+        conn.cnxn_stats.touch(now)
         sid = conn.session_id
         if op == OpCode.auth:
             self._auth(conn, xid, body)
@@ -279,6 +294,7 @@ class ZooKeeperServer:
     def _read(self, conn: Any, xid: int, op: int, body: bytes, received: float) -> None:
         if op == OpCode.ping:
             self.reply(conn, PING_XID, 0)
+            self._finished(conn, xid, "PING", received, 16, read=True)
             return
         out = bytearray(20)
         err = 0
@@ -297,7 +313,23 @@ class ZooKeeperServer:
         REPLY_HDR.pack_into(out, 0, len(out) - 4, xid, self.tree.last_processed_zxid, err)
         conn.send(bytes(out))
         self.stats.packets_sent += 1
-        self.stats.latency(self.now_ms() - received)
+        self._finished(conn, xid, LAST_OP_NAMES.get(op, "NA"), received, len(out) - 4,
+                       read=True)
+
+    def _finished(self, conn: Any, xid: int, op_name: str, received: float, size: int,
+                  read: bool) -> None:
+        """Per-reply bookkeeping behind srvr/cons/mntr."""
+        now = self.now_ms()
+        ms = now - received
+        stats = self.stats
+        stats.latency(ms)
+        stats.last_response_size = size
+        if stats.min_response_size < 0 or size < stats.min_response_size:
+            stats.min_response_size = size
+        if size > stats.max_response_size:
+            stats.max_response_size = size
+        observe(stats, "readlatency" if read else "updatelatency", int(ms))
+        conn.cnxn_stats.update(xid, self.tree.last_processed_zxid, op_name, received, now)
 
     def _auth(self, conn: Any, xid: int, body: bytes) -> None:
         pkt = AuthPacket.decode(body, 0, self.maxbuf)[0]
@@ -331,6 +363,7 @@ class ZooKeeperServer:
         hdr = prepared.hdr
         rc = self.tree.process_txn(hdr, prepared.txn)
         self.prep.committed(hdr.zxid)
+        self._write_stats(rc)
         for watcher, etype, path in rc.events:
             watcher.send_event(etype, path)
             self.stats.watch_events += 1
@@ -362,6 +395,18 @@ class ZooKeeperServer:
             r = inflight.popleft()
             self.stats.outstanding -= 1
             self._read(conn, r.xid, r.op, r.body, r.received)
+
+    def _write_stats(self, rc: Any) -> None:
+        """Apache's DataTree.updateWriteStat, as <ns>_write_per_namespace."""
+        for r in rc.multi or (rc,):
+            if r.err or r.path is None or r.type not in _WRITE_STAT_OPS:
+                continue
+            ns = top_namespace(r.path)
+            if ns is not None:
+                node = None if r.type in (OpCode.delete, OpCode.deleteContainer) else \
+                    self.tree.get_node(r.path)
+                data = len(node.data) if node is not None and node.data else 0
+                observe(self.stats, f"{ns}_write_per_namespace", len(r.path) + data)
 
     def _write_reply(self, conn: Any, entry: Entry, rc: Any) -> None:
         prepared = entry.prepared
@@ -411,7 +456,8 @@ class ZooKeeperServer:
         REPLY_HDR.pack_into(out, 0, len(out) - 4, entry.xid, self.tree.last_processed_zxid, err)
         conn.send(bytes(out))
         self.stats.packets_sent += 1
-        self.stats.latency(self.now_ms() - entry.received)
+        self._finished(conn, entry.xid, LAST_OP_NAMES.get(op, "NA"), entry.received,
+                       len(out) - 4, read=False)
 
     # -- connection loss and time -------------------------------------------------
 

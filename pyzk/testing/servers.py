@@ -73,6 +73,18 @@ def require_reference() -> None:
     pytest.skip(msg)
 
 
+def second_kind() -> str:
+    """The implementation compat tests compare with Apache (default pyzk).
+
+    PYZK_COMPAT_SECOND=apache compares Apache with a second fresh Apache:
+    outcomes must then be equal, which validates the harness itself.
+    """
+    kind = os.environ.get("PYZK_COMPAT_SECOND", "pyzk")
+    if kind not in ("apache", "pyzk"):
+        raise ValueError(f"PYZK_COMPAT_SECOND must be apache or pyzk, not {kind!r}")
+    return kind
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on ``host`` (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -1,0 +1,450 @@
+"""Snapshot files, byte for byte Apache 3.8's FileSnap.
+
+``version-2/snapshot.<hex zxid>`` (``.gz`` when gzip-compressed) holds,
+all in Jute encoding::
+
+    FileHeader(magic "ZKSN", version 2, dbid -1)
+    int count, then count x (long session id, int timeout)
+    int count, then count x (long acl id, vector<ACL>)      ACL cache
+    (ustring path, buffer data, long acl, StatPersisted)*   root first as ""
+    ustring "/"                                              end of nodes
+    long Adler32 of every byte so far, ustring "/"           seal
+    long zxid, int digest version, long digest               ZxidDigest (3.6+)
+    long Adler32 of every byte so far, ustring "/"           second seal
+
+The checksum is over the uncompressed stream. The ZxidDigest part is
+written and read only with ``zookeeper.digest.enabled`` (the default); an
+older snapshot simply ends after the first seal. Maps are written in the
+order Java's HashMap iterates them and nodes in DataTree.serializeNode's
+depth-first order, so Apache and pyzk write the same bytes for the same tree.
+
+Compression: ``gz`` as Apache's GZIP stream mode. Apache's ``snappy`` mode
+(snappy-java's framing) is not supported: no snappy codec ships with Python
+and Debian's ZooKeeper lacks the snappy-java jar it names, so neither side
+could be tested; such files are reported as unsupported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pyzk.datatree.javacompat import java_spread, table_size_for
+from pyzk.datatree.tree import DIGEST_VERSION, DataTree
+from pyzk.jute.codec import JuteError, Truncated, read_buffer, read_ustring
+from pyzk.jute.records import ACL, FileHeader, StatPersisted
+from pyzk.txnlog.files import (
+    SNAPSHOT_PREFIX,
+    fsync_dir,
+    sorted_files,
+    version_dir,
+    zxid_from_name,
+)
+
+log = logging.getLogger(__name__)
+
+SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
+SNAP_VERSION = 2
+SNAP_DBID = -1
+COMPRESSION_METHODS = ("", "gz")  # "" is Apache's CHECKED (uncompressed) mode
+# Snapshots hold whole znodes; Apache reads them with the same jute.maxbuffer
+# checks, but a node can never be larger than what the server accepted.
+SNAP_MAX_BUFFER = 0x7FFFFFFF
+
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_SESSION = struct.Struct(">qi")
+_ACL_HEAD = struct.Struct(">qi")  # acl id, vector count
+# long acl + StatPersisted (czxid mzxid ctime mtime version cversion aversion owner pzxid)
+_NODE_TAIL = struct.Struct(">qqqqqiiiqq")
+_ZXID_DIGEST = struct.Struct(">qiq")
+_SEAL_PATH = _INT.pack(1) + b"/"
+_NULL = _INT.pack(-1)
+_GZIP_MAGIC = b"\x1f\x8b"
+_SNAPPY_MAGIC = b"\x82SNAPPY\x00"
+_CHUNK = 1 << 20
+
+
+class CorruptSnapshot(JuteError):
+    """A snapshot that does not parse or whose checksum does not match."""
+
+
+class UnsupportedSnapshot(CorruptSnapshot):
+    """A snapshot in a compression mode pyzk cannot read (snappy)."""
+
+
+@dataclass(slots=True)
+class ZxidDigest:
+    """DataTree.ZxidDigest: the tree digest as of ``zxid`` (zeros when unknown)."""
+
+    zxid: int
+    version: int
+    digest: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A loaded snapshot: the tree, session timeouts, its zxid and its digest trailer."""
+
+    tree: DataTree
+    sessions: dict[int, int]
+    zxid: int
+    digest: ZxidDigest | None
+    path: Path | None = None
+
+
+def compression_of(name: str) -> str:
+    """SnapStream.getStreamMode(fileName): the last dotted part picks the mode."""
+    parts = name.split(".")
+    if len(parts) > 1:
+        ext = parts[-1].lower()
+        if ext in ("gz", "snappy"):
+            return ext
+    return ""
+
+
+def java_long_map_order(keys: Iterable[int]) -> list[int]:
+    """The order ``new HashMap<Long, V>(m)`` iterates keys given in ``m``'s order."""
+    keys = list(keys)
+    n = len(keys)
+    mask = table_size_for(int(n / 0.75 + 1.0)) - 1
+
+    def bucket(k: int) -> int:
+        k &= 0xFFFFFFFFFFFFFFFF
+        return java_spread((k ^ (k >> 32)) & 0xFFFFFFFF) & mask
+
+    return sorted(keys, key=bucket)  # stable: source order within a bucket
+
+
+# ------------------------------------------------------------------ writing
+
+
+class _CheckedWriter:
+    """CheckedOutputStream(Adler32) over a buffered sink, flushed in 1 MiB chunks."""
+
+    __slots__ = ("out", "buf", "crc", "sink")
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self.sink = sink
+        self.buf = bytearray()
+        self.crc = 1  # Adler32 of nothing
+
+    def spill(self) -> None:
+        if self.buf:
+            self.crc = zlib.adler32(self.buf, self.crc)
+            self.sink.write(self.buf)
+            self.buf = bytearray()
+
+    def seal(self) -> None:
+        """SnapStream.sealStream: the checksum so far, then "/" as a string."""
+        self.spill()
+        self.buf += _LONG.pack(self.crc if self.crc < 1 << 63 else self.crc - (1 << 64))
+        self.buf += _SEAL_PATH
+
+
+def _write_str(out: bytearray, s: str) -> None:
+    b = s.encode("utf-8")
+    out += _INT.pack(len(b))
+    out += b
+
+
+def serialize_snapshot(
+    sink: BinaryIO,
+    tree: DataTree,
+    sessions: Mapping[int, int],
+    *,
+    digest: ZxidDigest | None | bool = True,
+    dbid: int = SNAP_DBID,
+) -> int:
+    """Write a whole snapshot stream to ``sink`` (uncompressed); returns the node count.
+
+    ``digest``: True writes the tree's last processed ZxidDigest (zeros if
+    none, as Apache), a ZxidDigest writes that one, False/None writes no
+    digest part (``zookeeper.digest.enabled=false``).
+    """
+    w = _CheckedWriter(sink)
+    out = w.buf
+    FileHeader(SNAP_MAGIC, SNAP_VERSION, dbid).encode(out)
+    out += _INT.pack(len(sessions))
+    for sid in java_long_map_order(sessions):
+        out += _SESSION.pack(sid, sessions[sid])
+    acls = list(tree.acl_cache)
+    out += _INT.pack(len(acls))
+    for acl_id, acl_list, _refs in acls:
+        out += _ACL_HEAD.pack(acl_id, len(acl_list))
+        for a in acl_list:
+            a.encode(out)
+    pack_tail = _NODE_TAIL.pack
+    pack_int = _INT.pack
+    n = 0
+    for path, node in tree.walk():
+        p = path.encode("utf-8")
+        out += pack_int(len(p))
+        out += p
+        data = node.data
+        if data is None:
+            out += _NULL
+        else:
+            out += pack_int(len(data))
+            out += data
+        out += pack_tail(
+            node.acl, node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
+            node.cversion, node.aversion, node.ephemeralOwner, node.pzxid,
+        )
+        n += 1
+        if len(out) >= _CHUNK:
+            w.spill()
+            out = w.buf
+    _write_str(out, "/")
+    w.seal()
+    if digest is True:
+        zd = tree.last_processed_digest
+        digest = ZxidDigest(*zd) if zd is not None else ZxidDigest(0, DIGEST_VERSION, 0)
+    if digest:
+        w.buf += _ZXID_DIGEST.pack(digest.zxid, digest.version, digest.digest)
+        w.seal()
+    w.spill()
+    return n
+
+
+def write_snapshot(
+    path: str | os.PathLike[str],
+    tree: DataTree,
+    sessions: Mapping[int, int],
+    zxid: int | None = None,
+    *,
+    digest: ZxidDigest | None | bool = True,
+    fsync: bool = True,
+) -> Path:
+    """Write a snapshot file atomically (temp file, fsync, rename, as AtomicFileOutputStream).
+
+    The compression follows the file name (``.gz``); ``zxid`` is only
+    checked against the name, which is what Apache trusts on reading.
+    """
+    path = Path(path)
+    if zxid is not None and zxid_from_name(path.name, SNAPSHOT_PREFIX) not in (-1, zxid):
+        raise ValueError(f"snapshot name {path.name} does not carry zxid {zxid:#x}")
+    method = compression_of(path.name)
+    if method == "snappy":
+        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as raw:
+        if method == "gz":
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+                serialize_snapshot(gz, tree, sessions, digest=digest)
+        else:
+            serialize_snapshot(raw, tree, sessions, digest=digest)
+        raw.flush()
+        if fsync:
+            os.fsync(raw.fileno())
+    os.replace(tmp, path)
+    if fsync:
+        fsync_dir(path.parent)
+    return path
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _read_stream(path: Path) -> bytes:
+    method = compression_of(path.name)
+    if method == "snappy":
+        raise UnsupportedSnapshot(f"{path}: snappy snapshot compression is not supported")
+    raw = path.read_bytes()
+    if method == "gz":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptSnapshot(f"{path}: bad gzip stream: {e}") from e
+    return raw
+
+
+def _node_records(
+    buf: bytes, pos: int, end_out: list[int]
+) -> Iterator[tuple[str, bytes | None, int, StatPersisted]]:
+    """Parse nodes until the "/" marker; leaves the position after it in end_out[0]."""
+    size = len(buf)
+    unpack_int = _INT.unpack_from
+    unpack_tail = _NODE_TAIL.unpack_from
+    tail_size = _NODE_TAIL.size
+    maxbuf = SNAP_MAX_BUFFER
+    while True:
+        path, pos = read_ustring(buf, pos, maxbuf)
+        if path == "/":
+            end_out[0] = pos
+            return
+        if path is None:
+            raise CorruptSnapshot(f"null path at offset {pos - 4}")
+        if pos + 4 > size:
+            raise Truncated(f"node data at offset {pos} runs past the end")
+        n = unpack_int(buf, pos)[0]
+        if n >= 0 and pos + 4 + n <= size:
+            data: bytes | None = buf[pos + 4 : pos + 4 + n]
+            pos += 4 + n
+        else:
+            data, pos = read_buffer(buf, pos, maxbuf)
+        if pos + tail_size > size:
+            raise Truncated(f"node {path} at offset {pos} runs past the end")
+        t = unpack_tail(buf, pos)
+        pos += tail_size
+        yield path, data, t[0], StatPersisted(*t[1:])
+
+
+def _check_seal(buf: bytes, pos: int) -> int:
+    expect = zlib.adler32(memoryview(buf)[:pos])
+    val, pos = _LONG.unpack_from(buf, pos)[0], pos + 8
+    _marker, pos = read_ustring(buf, pos, SNAP_MAX_BUFFER)
+    if val & 0xFFFFFFFFFFFFFFFF != expect:
+        raise CorruptSnapshot("CRC corruption")
+    return pos
+
+
+def parse_snapshot(
+    buf: bytes,
+    zxid: int,
+    *,
+    digest_enabled: bool = True,
+    extended_types: bool = False,
+    check_seal: bool = True,
+) -> Snapshot:
+    """Decode an uncompressed snapshot stream (FileSnap.deserialize for one file).
+
+    CorruptSnapshot on a bad magic, a checksum mismatch or an orphan node;
+    Truncated (a JuteError) if the stream ends early.
+    """
+    try:
+        fh, pos = FileHeader.decode(buf, 0)
+        if fh.magic != SNAP_MAGIC:
+            raise CorruptSnapshot(f"mismatching magic headers {fh.magic} !=  {SNAP_MAGIC}")
+        count, pos = _INT.unpack_from(buf, pos)[0], pos + 4
+        sessions: dict[int, int] = {}
+        if pos + count * _SESSION.size > len(buf):
+            raise Truncated("session table runs past the end")
+        for _ in range(max(count, 0)):
+            sid, timeout = _SESSION.unpack_from(buf, pos)
+            sessions[sid] = timeout
+            pos += _SESSION.size
+        if pos + 4 > len(buf):
+            raise Truncated("ACL map runs past the end")
+        nacl, pos = _INT.unpack_from(buf, pos)[0], pos + 4
+        acl_entries: list[tuple[int, list[ACL]]] = []
+        for _ in range(max(nacl, 0)):
+            if pos + _ACL_HEAD.size > len(buf):
+                raise Truncated("ACL entry runs past the end")
+            acl_id, n = _ACL_HEAD.unpack_from(buf, pos)
+            pos += _ACL_HEAD.size
+            if n == -1:
+                raise CorruptSnapshot("Incorrent format of InputArchive when deserialize DataTree")
+            acls = []
+            for _ in range(n):
+                a, pos = ACL.decode(buf, pos, SNAP_MAX_BUFFER)
+                acls.append(a)
+            acl_entries.append((acl_id, acls))
+        end = [0]
+        try:
+            tree = DataTree.from_snapshot(
+                acl_entries, _node_records(buf, pos, end),
+                digest_enabled=digest_enabled, extended_types=extended_types,
+            )
+        except ValueError as e:
+            if isinstance(e, JuteError):
+                raise
+            raise CorruptSnapshot(str(e)) from e
+        pos = end[0]
+        tree.last_processed_zxid = zxid
+        digest: ZxidDigest | None = None
+        if check_seal:
+            pos = _check_seal(buf, pos)
+            if digest_enabled and pos < len(buf):
+                digest, pos = _read_zxid_digest(buf, pos)
+                if digest is not None:
+                    _check_seal(buf, pos)
+    except struct.error as e:
+        raise Truncated(str(e)) from e
+    return Snapshot(tree, sessions, zxid, digest)
+
+
+def _read_zxid_digest(buf: bytes, pos: int) -> tuple[ZxidDigest | None, int]:
+    """ZxidDigest.deserialize; (None, pos) where Apache meets EOF (an older snapshot)."""
+    try:
+        if pos + 12 > len(buf):
+            return None, pos
+        zxid, version = struct.unpack_from(">qi", buf, pos)
+        pos += 12
+        if version < 2:  # digest version 1 wrote the digest as a hex string
+            s, pos = read_ustring(buf, pos, SNAP_MAX_BUFFER)
+            d = int(s, 16) if s is not None else 0
+        else:
+            if pos + 8 > len(buf):
+                return None, pos
+            d = _LONG.unpack_from(buf, pos)[0]
+            pos += 8
+    except Truncated:
+        return None, pos
+    return ZxidDigest(zxid, version, d), pos
+
+
+def load_snapshot(
+    path: str | os.PathLike[str], *, digest_enabled: bool = True, extended_types: bool = False
+) -> Snapshot:
+    """Read and verify one snapshot file; its zxid comes from the name, as in Apache."""
+    path = Path(path)
+    zxid = zxid_from_name(path.name, SNAPSHOT_PREFIX)
+    snap = parse_snapshot(
+        _read_stream(path), zxid, digest_enabled=digest_enabled, extended_types=extended_types
+    )
+    snap.path = path
+    return snap
+
+
+def read_snapshot(path: str | os.PathLike[str]) -> tuple[DataTree, dict[int, int], int]:
+    """(tree, session timeouts, zxid) of one snapshot file; see load_snapshot."""
+    s = load_snapshot(path)
+    return s.tree, s.sessions, s.zxid
+
+
+def is_valid_snapshot(path: str | os.PathLike[str]) -> bool:
+    """SnapStream.isValidSnapshot: a cheap look at the name and the file's end or magic.
+
+    Uncompressed: at least 10 bytes ending with the sealed "/" (int 1, '/').
+    gz: the gzip magic. snappy: snappy-java's magic (readable or not).
+    """
+    path = Path(path)
+    if zxid_from_name(path.name, SNAPSHOT_PREFIX) == -1:
+        return False
+    method = compression_of(path.name)
+    try:
+        with open(path, "rb") as f:
+            if method == "gz":
+                return f.read(2) == _GZIP_MAGIC
+            if method == "snappy":
+                return f.read(len(_SNAPPY_MAGIC)) == _SNAPPY_MAGIC
+            f.seek(0, io.SEEK_END)
+            if f.tell() < 10:
+                return False
+            f.seek(-5, io.SEEK_END)
+            return f.read(5) == _SEAL_PATH
+    except OSError:
+        return False
+
+
+def find_snapshots(data_dir: str | os.PathLike[str], n: int | None = None) -> list[Path]:
+    """Valid snapshots of ``<data_dir>/version-2``, newest first (findNValidSnapshots)."""
+    out: list[Path] = []
+    for f in sorted_files(version_dir(data_dir), SNAPSHOT_PREFIX, ascending=False):
+        if f.name.endswith(".tmp"):
+            continue
+        if is_valid_snapshot(f):
+            out.append(f)
+            if n is not None and len(out) >= n:
+                break
+    return out
