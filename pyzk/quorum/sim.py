@@ -170,9 +170,7 @@ class Simulation:
         )
 
     def reachable(self, a: int, b: int) -> bool:
-        return (
-            self.nodes[a].alive and self.nodes[b].alive and self.group[a] == self.group[b]
-        )
+        return self.nodes[a].alive and self.nodes[b].alive and self.group[a] == self.group[b]
 
     def _boot(self, node: _Node) -> None:
         node.alive = True
@@ -203,9 +201,10 @@ class Simulation:
     def _send(self, node: _Node, a: Send) -> None:
         n = a.notification
         self.messages += 1
-        if n.state == ServerState.LOOKING:
+        if n.state == ServerState.LOOKING and a.to in self.verifier.voting:
             key = (node.sid, n.election_epoch, n.leader, n.zxid, n.peer_epoch, n.state)
-            self.sent.setdefault(key, (node.current_epoch, node.zxid, node.sid))
+            creds = (node.current_epoch, node.zxid, node.sid)
+            self.sent[key] = max(creds, self.sent.get(key, creds))
         if a.to == node.sid:
             # Apache loops messages to itself back without a socket.
             self._push(0, "deliver", (node.sid, node.sid, n))
@@ -284,8 +283,8 @@ class Simulation:
         # Every counted LOOKING vote was really sent, and none knew more
         # than the leader it chose.
         for sid in d.supporters:
-            v = core.recvset.get(sid) if d.state != ServerState.LOOKING else None
-            if v is None or v.state != ServerState.LOOKING:
+            v = core.recvset.get(sid)
+            if v is None or v.state != ServerState.LOOKING or v.leader != d.vote.leader:
                 continue
             key = (sid, v.election_epoch, v.leader, v.zxid, v.peer_epoch, 0)
             creds = self.sent.get(key)

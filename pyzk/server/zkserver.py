@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyzk.datatree import acl as aclmod
+from pyzk.datatree.paths import top_namespace
 from pyzk.datatree.tree import DataTree
 from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError
 from pyzk.jute.constants import Err, KeeperState, OpCode
@@ -38,7 +39,6 @@ from pyzk.jute.records import (
     SetACLResponse,
     SetDataResponse,
 )
-from pyzk.datatree.paths import top_namespace
 from pyzk.server.errors import KeeperError
 from pyzk.server.fourletter import LAST_OP_NAMES, count, observe
 from pyzk.server.prep import WRITE_OPS, Prepared, Preparer, ttl_value

@@ -518,7 +518,7 @@ def test_mntr_prints_every_apache_metric_in_order(env: Env) -> None:
     assert v["zk_bytes_received_count"] == "4"
     assert (v["zk_cnt_fsynctime"], v["zk_sum_fsynctime"]) == ("1", "3")
     assert v["zk_p50_readlatency"] == "2"
-    assert v["zk_avg_a_read_per_namespace"] == "80.0"
+    assert v["zk_avg_a_write_per_namespace"] == "5.5"  # "/a"+5 bytes, "/a/e"+0
     assert v["zk_connection_drop_probability"] == "0.0"
     assert int(v["zk_open_file_descriptor_count"]) > 0
 
