@@ -16,8 +16,11 @@ from pyzk.testing.scenario import (
     create,
     multi,
     op,
+    raw,
     send,
+    sleep,
 )
+from pyzk.testing.wire import frame
 
 
 def result(o: Outcome, i: int) -> tuple:
@@ -378,3 +381,59 @@ def test_unknown_opcode_and_standalone_check(diff):
         assert result(o, 6) == "closed"
 
     diff(steps, check=check)
+
+
+def test_malformed_frames(diff):
+    steps = [
+        connect("a"),
+        op("a", OpCode.create, create("/f")),
+        # A create whose path length runs past the end of the frame.
+        raw("a", frame(R.RequestHeader(7, OpCode.create).to_bytes() + b"\x00\x00\x00\x50/f")),
+        op("a", OpCode.exists, R.ExistsRequest("/f", False)),
+        connect("b"),
+        # A header only: no request body at all.
+        raw("b", frame(R.RequestHeader(3, OpCode.getData).to_bytes())),
+        op("b", OpCode.exists, R.ExistsRequest("/f", False)),
+        connect("c"),
+        # A frame length beyond jute.maxbuffer.
+        raw("c", b"\x7f\xff\xff\xff" + b"\x00" * 16),
+        op("c", OpCode.exists, R.ExistsRequest("/f", False)),
+        connect("d"),
+        op("d", OpCode.getData, R.GetDataRequest("/f", False)),
+    ]
+
+    def check(o: Outcome) -> None:
+        assert result(o, 1)[0] == "OK"
+        assert result(o, 12)[0] == "OK"
+
+    diff(steps, check=check)
+
+
+def test_containers_and_ttl_expire(diff):
+    acl = create("/").acl
+    steps = [
+        connect("a"),
+        op("a", OpCode.createContainer, create("/box", b"", CreateMode.CONTAINER)),
+        op("a", OpCode.create, create("/box/item")),
+        op("a", OpCode.createContainer, create("/never-used", b"", CreateMode.CONTAINER)),
+        op("a", OpCode.createTTL, R.CreateTTLRequest(
+            "/short", b"", acl, CreateMode.PERSISTENT_WITH_TTL, 200)),
+        op("a", OpCode.createTTL, R.CreateTTLRequest(
+            "/long", b"", acl, CreateMode.PERSISTENT_WITH_TTL, 3_600_000)),
+        op("a", OpCode.exists, R.ExistsRequest("/box", True)),
+        op("a", OpCode.delete, R.DeleteRequest("/box/item", -1)),
+        sleep(2.5),
+        op("a", OpCode.exists, R.ExistsRequest("/box", False)),
+        op("a", OpCode.exists, R.ExistsRequest("/never-used", False)),
+        op("a", OpCode.exists, R.ExistsRequest("/short", False)),
+        op("a", OpCode.exists, R.ExistsRequest("/long", False)),
+    ]
+
+    def check(o: Outcome) -> None:
+        assert result(o, 9)[0] == "NONODE"  # emptied container collected
+        assert result(o, 10)[0] == "OK"  # never had children: kept
+        assert result(o, 11)[0] == "NONODE"  # TTL expired
+        assert result(o, 12)[0] == "OK"
+
+    diff(steps, extra_cfg={"extendedTypesEnabled": "true"},
+         jvm_flags=["-Dznode.container.checkIntervalMs=200"], check=check)

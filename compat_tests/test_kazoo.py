@@ -271,8 +271,9 @@ def test_parties(zk: KazooClient, zk2: KazooClient, root: str) -> None:
 
 def test_set_partitioner(zk: KazooClient, root: str) -> None:
     sp = SetPartitioner(zk, root + "/part", set=(1, 2, 3), time_boundary=0.2)
-    wait_for(lambda: sp.state == PartitionState.ACQUIRED or (sp.wait_for_acquire(0.1) or False))
-    assert sp.acquired and sorted(sp) == [1, 2, 3]
+    sp.wait_for_acquire(WAIT)
+    assert sp.state == PartitionState.ACQUIRED and sp.acquired
+    assert sorted(sp) == [1, 2, 3]
     sp.finish()
 
 

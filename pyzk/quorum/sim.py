@@ -282,10 +282,11 @@ class Simulation:
         assert core is not None
         # Every counted LOOKING vote was really sent, and none knew more
         # than the leader it chose.
-        for sid in d.supporters:
+        counted = d.vote if node.role == "participant" else None
+        for sid in d.supporters if counted is not None else ():
             v = core.recvset.get(sid)
-            if v is None or v.state != ServerState.LOOKING or v.leader != d.vote.leader:
-                continue
+            if v is None or v.state != ServerState.LOOKING or not v.agrees(counted):
+                continue  # not counted as a LOOKING vote of this round
             key = (sid, v.election_epoch, v.leader, v.zxid, v.peer_epoch, 0)
             creds = self.sent.get(key)
             if creds is None:

@@ -16,41 +16,41 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pyzk.server.fourletter import observe
+
 log = logging.getLogger(__name__)
 
-Batch = list[tuple[Any, bytes]]
 
 
 class DurableLog:
+    """``append(hdr, txn)`` buffers a txn (called on the loop); ``sync()``
+    writes and fsyncs everything appended so far (called on the worker
+    thread). Entries are applied in order once the sync that covered them
+    returns."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, server: Any,
-                 encode: Callable[[Any, Any], bytes],
-                 write_batch: Callable[[Batch], None],
-                 after_batch: Callable[[int], None] | None = None,
-                 max_batch: int = 1000) -> None:
+                 append: Callable[[Any, Any], None], sync: Callable[[], Any],
+                 after_batch: Callable[[int], None] | None = None) -> None:
         self.loop = loop
         self.server = server
-        self.encode = encode
-        self.write_batch = write_batch
+        self.append = append
+        self.sync = sync
         self.after_batch = after_batch
-        self.max_batch = max_batch
         self.pending: list[Any] = []
-        self.records: Batch = []
         self.syncing = False
         self.scheduled = False
         self.failed: BaseException | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="SyncThread")
-        self.fsync_ms_total = 0.0
         self.fsync_ms_max = 0.0
-        self.fsync_count = 0
-        self.txn_count = 0
 
     def submit(self, entry: Any) -> None:
         if self.failed is not None:
             # The log is broken: never acknowledge a write that is not durable.
-            entry.conn and entry.conn.close()
+            if entry.conn is not None:
+                entry.conn.close()
             return
         p = entry.prepared
-        self.records.append((p.hdr, self.encode(p.hdr, p.txn)))
+        self.append(p.hdr, p.txn)
         self.pending.append(entry)
         if not self.syncing and not self.scheduled:
             self.scheduled = True
@@ -61,16 +61,14 @@ class DurableLog:
         self.scheduled = False
         if self.syncing or not self.pending:
             return
-        n = min(len(self.pending), self.max_batch)
-        entries, self.pending = self.pending[:n], self.pending[n:]
-        records, self.records = self.records[:n], self.records[n:]
+        entries, self.pending = self.pending, []
         self.syncing = True
-        fut = self.loop.run_in_executor(self.executor, self._sync, records)
+        fut = self.loop.run_in_executor(self.executor, self._sync)
         fut.add_done_callback(lambda f: self._done(f, entries))
 
-    def _sync(self, records: Batch) -> float:
+    def _sync(self) -> float:
         t = time.monotonic()
-        self.write_batch(records)
+        self.sync()
         return (time.monotonic() - t) * 1000.0
 
     def _done(self, fut: asyncio.Future, entries: list[Any]) -> None:
@@ -84,17 +82,15 @@ class DurableLog:
                 if e.conn is not None:
                     e.conn.close()
             self.pending.clear()
-            self.records.clear()
             self.server.on_log_failure(exc)
             return
         ms = fut.result()
-        self.fsync_count += 1
-        self.fsync_ms_total += ms
         self.fsync_ms_max = max(self.fsync_ms_max, ms)
-        self.txn_count += len(entries)
         stats = self.server.stats
         stats.fsyncs += 1
         stats.fsynced_txns += len(entries)
+        observe(stats, "fsynctime", int(ms))
+        observe(stats, "sync_processor_batch_size", len(entries))
         apply = self.server.apply
         for e in entries:
             apply(e)

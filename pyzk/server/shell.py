@@ -13,6 +13,7 @@ from typing import Any
 
 from pyzk.server.connection import ClientConnection
 from pyzk.server.fourletter import FOUR_LETTER_WORDS, FourLetterWords
+from pyzk.server.store import Store
 from pyzk.server.zkserver import Entry, ZooKeeperServer
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,25 @@ class MemoryLog:
 
 
 class ServerShell:
-    def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop, *,
+                 persistent: bool = True) -> None:
         self.cfg = cfg
         self.loop = loop
+        self.store: Store | None = None
+        tree, sessions, zxid = None, None, 0
+        if persistent:
+            self.store = Store(cfg)
+            tree, sessions, zxid = self.store.recover()
         self.server = ZooKeeperServer(
             cfg,
             now_ms=lambda: time.monotonic() * 1000.0,
             wall_ms=lambda: int(time.time() * 1000),
-            server_id=1,
+            server_id=1, tree=tree, sessions=sessions, zxid=zxid,
         )
-        self.log = MemoryLog(loop, self.server)
+        if self.store is not None:
+            self.log: Any = self.store.durable_log(loop, self.server)
+        else:
+            self.log = MemoryLog(loop, self.server)
         self.server.submit = self.log.submit
         self.listeners: list[asyncio.base_events.Server] = []
         self.fourlw = FourLetterWords(self)
@@ -121,10 +131,14 @@ class ServerShell:
             t.cancel()
         for srv in self.listeners:
             srv.close()
+        if self.store is not None:
+            await self.log.drain()
         for c in list(self.server.connections):
             c.close()
         for srv in self.listeners:
             await srv.wait_closed()
+        if self.store is not None:
+            self.store.close()
 
     @property
     def port(self) -> int:

@@ -133,13 +133,16 @@ class ServerStats:
 
 class ZooKeeperServer:
     def __init__(self, cfg: Any, *, now_ms: Callable[[], float], wall_ms: Callable[[], int],
-                 server_id: int = 1) -> None:
+                 server_id: int = 1, tree: DataTree | None = None,
+                 sessions: dict[int, int] | None = None, zxid: int = 0) -> None:
         self.cfg = cfg
         self.now_ms = now_ms
         self.wall_ms = wall_ms
         self.maxbuf = getattr(cfg, "jute_maxbuffer", DEFAULT_MAX_BUFFER)
-        self.tree = DataTree(extended_types=bool(getattr(cfg, "extended_types_enabled", False)),
-                             digest_enabled=bool(getattr(cfg, "digest_enabled", True)))
+        if tree is None:
+            tree = DataTree(extended_types=bool(getattr(cfg, "extended_types_enabled", False)),
+                            digest_enabled=bool(getattr(cfg, "digest_enabled", True)))
+        self.tree = tree
         self.skip_acl = bool(getattr(cfg, "skip_acl", False))
         self.super_digest = getattr(cfg, "super_digest", None)
         self.extended_types = bool(getattr(cfg, "extended_types_enabled", False))
@@ -154,11 +157,15 @@ class ZooKeeperServer:
         self.min_session_timeout = cfg.min_session_timeout
         self.max_session_timeout = cfg.max_session_timeout
         self.sessions = SessionTracker(server_id, cfg.tick_time, int(now_ms()))
-        self.zxid = 0
+        # Sessions restored from disk get a full timeout to reconnect, as in Apache.
+        for sid, timeout in (sessions or {}).items():
+            self.sessions.add(sid, timeout, int(now_ms()))
+        self.zxid = zxid
         self.submit: Callable[[Entry], None] = self._apply_now
         self.conn_by_session: dict[int, Any] = {}
         self.connections: set[Any] = set()
         self.started_ms = wall_ms()
+        self.log_failed: BaseException | None = None
 
     # -- helpers ----------------------------------------------------------------
 
@@ -460,6 +467,15 @@ class ZooKeeperServer:
                        len(out) - 4, read=False)
 
     # -- connection loss and time -------------------------------------------------
+
+    def session_timeouts(self) -> dict[int, int]:
+        """Live sessions and their timeouts, as a snapshot stores them."""
+        return {sid: s.timeout for sid, s in self.sessions.sessions.items()}
+
+    def on_log_failure(self, exc: BaseException) -> None:
+        """The transaction log cannot be written: stop taking writes (Apache
+        exits on a failed log write; the shell decides how to stop)."""
+        self.log_failed = exc
 
     def disconnected(self, conn: Any) -> None:
         self.connections.discard(conn)

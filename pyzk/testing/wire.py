@@ -209,6 +209,11 @@ def decode_body(opcode: int, body: bytes) -> Any:
     return cls.from_bytes(body)
 
 
+def frame(body: bytes) -> bytes:
+    """Prefix ``body`` with its length, as every client-protocol frame is."""
+    return _LEN.pack(len(body)) + body
+
+
 def _to_bytes(req: Any) -> bytes:
     if req is None:
         return b""

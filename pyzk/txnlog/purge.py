@@ -46,7 +46,8 @@ def files_to_purge(
     # FileTxnLog.getLogFiles(least): the newest log starting at or before it, and later ones
     retained = set(_logs_for_snapshot(data_log_dir, least))
     out: list[Path] = []
-    for d, prefix in ((version_dir(data_log_dir), LOG_PREFIX), (version_dir(snap_dir), SNAPSHOT_PREFIX)):
+    dirs = ((version_dir(data_log_dir), LOG_PREFIX), (version_dir(snap_dir), SNAPSHOT_PREFIX))
+    for d, prefix in dirs:
         try:
             names = sorted(os.listdir(d))
         except FileNotFoundError:

@@ -1,0 +1,119 @@
+"""The server's data directory: recovery at start, the durable transaction
+log, snapshots every snapCount txns, and autopurge.
+
+Files are Apache's (see pyzk.txnlog), so Apache ZooKeeper starts from a
+pyzk data directory and the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from pyzk.server.durable import DurableLog
+from pyzk.txnlog.files import snapshot_name, version_dir
+from pyzk.txnlog.log import TxnLogWriter
+from pyzk.txnlog.recovery import recover
+from pyzk.txnlog.snapshot import ZxidDigest, write_snapshot
+from pyzk.txnlog.txn import encode_txn
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.data_dir = Path(cfg.data_dir)
+        self.log_dir = Path(cfg.data_log_dir or cfg.data_dir)
+        self.snap_count = max(2, int(cfg.snap_count))
+        self.compression = (cfg.snapshot_compression or "").strip()
+        self.writer: TxnLogWriter | None = None
+        self.server: Any = None
+        self.txns_since_snapshot = 0
+        self.snapshot_in_progress = False
+        self.rng = random.Random()
+        self._roll_at = self._next_roll()
+
+    def _next_roll(self) -> int:
+        """Apache's SyncRequestProcessor.shouldSnapshot: snapCount/2 plus a
+        random part, so that the servers of an ensemble do not all snapshot
+        at once."""
+        half = self.snap_count // 2
+        return half + self.rng.randrange(max(1, half))
+
+    def recover(self) -> tuple[Any, dict[int, int], int]:
+        version_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
+        version_dir(self.log_dir).mkdir(parents=True, exist_ok=True)
+        r = recover(self.data_dir, self.log_dir,
+                    digest_enabled=bool(self.cfg.digest_enabled),
+                    extended_types=bool(self.cfg.extended_types_enabled))
+        log.info("Loaded data directory %s: %d txns replayed, last zxid 0x%x, %d sessions",
+                 self.data_dir, r.txns_loaded, r.last_zxid, len(r.sessions))
+        if r.cut is not None:
+            log.warning("Transaction log tail was damaged and cut back: %s", r.cut)
+        self.needs_initial_snapshot = r.txns_loaded > 0
+        return r.tree, r.sessions, r.last_zxid
+
+    def durable_log(self, loop: asyncio.AbstractEventLoop, server: Any) -> DurableLog:
+        self.server = server
+        if self.needs_initial_snapshot:
+            # Apache snapshots right after loading, so the next start does not
+            # replay the same logs again.
+            self.take_snapshot()
+        self.writer = TxnLogWriter(self.log_dir, pre_alloc_size=self.cfg.pre_alloc_size_kb * 1024,
+                                   force_sync=bool(self.cfg.force_sync))
+        writer = self.writer
+
+        def append(hdr: Any, txn: Any) -> None:
+            writer.append(hdr, encode_txn(hdr, txn))
+            self._count()
+
+        self.durable = DurableLog(loop, server, append, writer.flush_and_sync,
+                                  after_batch=self._after_batch)
+        return self.durable
+
+    def _count(self) -> None:
+        self.txns_since_snapshot += 1
+        if self.txns_since_snapshot > self._roll_at and not self.snapshot_in_progress:
+            # Roll the log now: the next txn starts a new file, as Apache does
+            # right before it snapshots.
+            assert self.writer is not None
+            self.writer.roll()
+            self.txns_since_snapshot = 0
+            self._roll_at = self._next_roll()
+            self.snapshot_pending = True
+
+    snapshot_pending = False
+    needs_initial_snapshot = False
+
+    def _after_batch(self, n: int) -> None:
+        if self.snapshot_pending and not self.snapshot_in_progress:
+            self.snapshot_pending = False
+            self.take_snapshot()
+
+    def take_snapshot(self) -> Path:
+        """Write snapshot.<last applied zxid> of the tree as it is now."""
+        server = self.server
+        tree = server.tree
+        zxid = tree.last_processed_zxid
+        name = snapshot_name(zxid, self.compression)
+        path = version_dir(self.data_dir) / name
+        zd = tree.last_processed_digest
+        digest: Any = ZxidDigest(*zd) if zd is not None else True
+        if not self.cfg.digest_enabled:
+            digest = False
+        self.snapshot_in_progress = True
+        try:
+            log.info("Snapshotting: 0x%x to %s", zxid, path)
+            write_snapshot(path, tree, server.session_timeouts(), zxid, digest=digest)
+        finally:
+            self.snapshot_in_progress = False
+        return path
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.durable.close()
+            self.writer.close()
