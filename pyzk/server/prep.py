@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pyzk.datatree import acl as aclmod
 from pyzk.datatree import quota
+from pyzk.datatree.javacompat import JavaStringSet
 from pyzk.datatree.paths import BadPath, validate_path
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import CreateMode, Err, OpCode, Perms
@@ -467,13 +468,17 @@ class Preparer:
     def close_session(self, session_id: int, cxid: int, zxid: int, now: int) -> Prepared:
         """closeSession: delete the session's ephemerals, counting pending ones."""
         hdr = TxnHeader(session_id, cxid, zxid, now, OpCode.closeSession)
-        es = set(self.tree.ephemerals.get(session_id, ()))
+        # Apache clones the session's ephemeral HashSet, adjusts it for pending
+        # changes and lists it in HashSet order; watch events follow that order.
+        current = self.tree.ephemerals.get(session_id)
+        es = current.clone() if current is not None else JavaStringSet(16)
         for c in self.outstanding:
             if c.stat is None:
                 es.discard(c.path)
             elif c.stat.ephemeralOwner == session_id:
                 es.add(c.path)
-        for path in es:
+        paths = es.java_order()
+        for path in paths:
             parent_path = path[: path.rfind("/")]
             try:
                 parent = self.record_for(parent_path)
@@ -484,7 +489,7 @@ class Preparer:
                 p.stat.pzxid = zxid
                 self._add(p)
             self._add(ChangeRecord(zxid, path, None, 0, None))
-        return Prepared(hdr, CloseSessionTxn(list(es)), 0)
+        return Prepared(hdr, CloseSessionTxn(list(paths)), 0)
 
     def delete_container(self, path: str, zxid: int, now: int) -> Prepared:
         """A server-generated deleteContainer request (ContainerManager)."""

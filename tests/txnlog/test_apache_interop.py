@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pyzk.datatree import DataTree
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import CreateRequest, CreateTTLRequest
 from pyzk.testing import wire
@@ -130,13 +131,63 @@ def test_replay_all_apache_logs_from_oldest_snapshot(apache_dir, tmp_path: Path)
     assert r.digest_mismatches == []
 
 
-def test_apache_snapshots_reserialize_byte_identical(apache_dir) -> None:
+def _node_section(b: bytes) -> tuple[bytes, list[bytes]]:
+    """(bytes before the first node, raw node records in file order) of a snapshot."""
+    from pyzk.txnlog.snapshot import _node_records  # the parser under test splits nodes
+
+    snap_pos = _nodes_start(b)
+    recs = []
+    pos = snap_pos
+    end = [0]
+    it = _node_records(b, pos, end)
+    for path, data, _acl, _st in it:
+        n = 4 + len(path.encode()) + 4 + (0 if data is None else len(data)) + 68
+        recs.append(b[pos : pos + n])
+        pos += n
+    return b[:snap_pos], recs
+
+
+def _nodes_start(b: bytes) -> int:
+    import struct
+
+    pos = 16
+    (n,) = struct.unpack_from(">i", b, pos)
+    pos += 4 + 12 * n
+    (n,) = struct.unpack_from(">i", b, pos)
+    pos += 4
+    for _ in range(n):
+        _id, k = struct.unpack_from(">qi", b, pos)
+        pos += 12
+        for _ in range(k):
+            pos += 4
+            for _ in range(2):
+                (ln,) = struct.unpack_from(">i", b, pos)
+                pos += 4 + max(ln, 0)
+    return pos
+
+
+def test_apache_snapshots_reserialize_identically(apache_dir) -> None:
+    """Our writer gives Apache's bytes for Apache's trees.
+
+    Apache's HashSets never shrink, so after deletions a live node may
+    iterate its children in an order that a reload (by Apache or by us)
+    does not reproduce; for those the same records must come out, and the
+    bytes must match wherever the order does.
+    """
     d = apache_dir[0]
+    identical = 0
     for path in find_snapshots(d):
         snap = load_snapshot(path, extended_types=True)
         buf = io.BytesIO()
         serialize_snapshot(buf, snap.tree, snap.sessions, digest=snap.digest)
-        assert buf.getvalue() == path.read_bytes(), path.name
+        ours, theirs = buf.getvalue(), path.read_bytes()
+        (p1, n1), (p2, n2) = _node_section(ours), _node_section(theirs)
+        assert p1 == p2, path.name
+        assert sorted(n1) == sorted(n2), path.name
+        if n1 == n2:
+            assert ours == theirs, path.name
+            identical += 1
+    assert identical >= 2
 
 
 def test_txn_counts_match_apache_toolkit_on_apache_logs(apache_dir) -> None:
@@ -151,7 +202,7 @@ def test_txn_counts_match_apache_toolkit_on_apache_logs(apache_dir) -> None:
 
 def test_apache_starts_from_pyzk_data_dir(tmp_path: Path) -> None:
     require_reference()
-    src = TxnSource()
+    src = TxnSource(DataTree(extended_types=True))
     w = TxnLogWriter(tmp_path, pre_alloc_size=64 * 1024)
     from pyzk.txnlog.snapshot import write_snapshot
 

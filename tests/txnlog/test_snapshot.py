@@ -1,0 +1,183 @@
+"""Snapshots: round trip of every kind of node, checksums, compression and validity."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from pyzk.datatree import DataTree
+from pyzk.jute.codec import JuteError
+from pyzk.txnlog.files import snapshot_name, version_dir
+from pyzk.txnlog.snapshot import (
+    CorruptSnapshot,
+    UnsupportedSnapshot,
+    ZxidDigest,
+    find_snapshots,
+    is_valid_snapshot,
+    java_long_map_order,
+    load_snapshot,
+    read_snapshot,
+    serialize_snapshot,
+    write_snapshot,
+)
+from tests.txnlog.helpers import S2, TxnSource, tree_view
+
+
+def _source() -> TxnSource:
+    src = TxnSource(DataTree(extended_types=True))
+    src.populate(n=20)
+    src.add_ttl()
+    return src
+
+
+def _internal(tree: DataTree) -> dict:
+    """Everything a snapshot must restore, beyond what clients see."""
+    return {
+        "view": tree_view(tree),
+        "persisted": {p: (n.acl, n.copy_stat()) for p, n in tree.nodes.items()},
+        "acls": [(i, a) for i, a, _ in tree.acl_cache],
+        "ephemerals": {s: sorted(tree.get_ephemerals(s)) for s in tree.ephemerals},
+        "containers": sorted(tree.containers),
+        "ttls": sorted(tree.ttls),
+        "quota": tree.max_prefix_with_quota("/app/n0001"),
+        "digest": tree.digest(),
+    }
+
+
+@pytest.mark.parametrize("method", ["", "gz"])
+def test_round_trip_every_kind_of_node(tmp_path: Path, method: str) -> None:
+    src = _source()
+    path = version_dir(tmp_path) / snapshot_name(src.zxid, method)
+    write_snapshot(path, src.tree, src.sessions, src.zxid)
+    assert path.name == f"snapshot.{src.zxid:x}" + (".gz" if method else "")
+    snap = load_snapshot(path, extended_types=True)
+    assert snap.zxid == src.zxid and snap.sessions == {S2: 40000}
+    assert _internal(snap.tree) == _internal(src.tree)
+    assert snap.tree.containers == {"/cont"} and snap.tree.ttls == {"/ttl"}
+    assert snap.tree.get_ephemerals(S2) == ["/app/eph"]
+    assert snap.tree.max_prefix_with_quota("/app/x") == "/app"
+    assert snap.digest == ZxidDigest(*src.tree.last_processed_digest)
+    assert snap.tree.last_processed_zxid == src.zxid
+    tree, sessions, zxid = read_snapshot(path)
+    assert (len(tree.nodes), sessions, zxid) == (len(src.tree.nodes), src.sessions, src.zxid)
+    assert is_valid_snapshot(path)
+
+
+def test_layout_and_seals() -> None:
+    src = _source()
+    buf = io.BytesIO()
+    serialize_snapshot(buf, src.tree, {7: 3000}, digest=ZxidDigest(9, 2, -5))
+    b = buf.getvalue()
+    assert b[:16] == b"ZKSN" + struct.pack(">iq", 2, -1)
+    assert b[16:32] == struct.pack(">iqi", 1, 7, 3000)
+    # ... nodes ..., "/", seal, ZxidDigest, seal
+    tail = struct.pack(">qiq", 9, 2, -5)
+    d_at = len(b) - 13 - len(tail)
+    assert b[d_at : d_at + len(tail)] == tail
+    first_seal = d_at - 13
+    assert b[first_seal - 5 : first_seal] == b"\0\0\0\x01/"
+    assert struct.unpack_from(">q", b, first_seal)[0] == zlib.adler32(b[:first_seal])
+    assert struct.unpack_from(">q", b, len(b) - 13)[0] == zlib.adler32(b[: len(b) - 13])
+    assert b.endswith(b"\0\0\0\x01/")
+    # the root comes first, as path ""
+    buf2 = io.BytesIO()
+    serialize_snapshot(buf2, DataTree(), {}, digest=False)
+    empty = buf2.getvalue()
+    assert empty[24:28] == b"\0\0\0\x00" or empty[28:32] == b"\0\0\0\x00"
+    assert len(empty) == len(buf2.getvalue()) and empty.count(b"/zookeeper") == 3
+
+
+def test_without_digest_part_still_loads() -> None:
+    src = _source()
+    buf = io.BytesIO()
+    serialize_snapshot(buf, src.tree, src.sessions, digest=False)
+    from pyzk.txnlog.snapshot import parse_snapshot
+
+    snap = parse_snapshot(buf.getvalue(), 5, extended_types=True)
+    assert snap.digest is None and tree_view(snap.tree) == tree_view(src.tree)
+
+
+def test_checksum_mismatch_and_truncation_are_detected(tmp_path: Path) -> None:
+    src = _source()
+    path = write_snapshot(version_dir(tmp_path) / snapshot_name(src.zxid), src.tree, {}, src.zxid)
+    good = path.read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0x01  # inside some node's data or stat
+    path.write_bytes(bytes(bad))
+    assert is_valid_snapshot(path)  # the cheap check only looks at the end
+    with pytest.raises(JuteError):
+        load_snapshot(path)
+    path.write_bytes(good[:-40])
+    assert not is_valid_snapshot(path)
+    with pytest.raises(JuteError):
+        load_snapshot(path)
+    path.write_bytes(good[:9])
+    assert not is_valid_snapshot(path)
+
+
+def test_find_snapshots_newest_valid_first(tmp_path: Path) -> None:
+    src = _source()
+    d = version_dir(tmp_path)
+    for z in (0x10, 0x200, 0x3):
+        write_snapshot(d / snapshot_name(z), src.tree, {}, z)
+    write_snapshot(d / snapshot_name(0x50, "gz"), src.tree, {}, 0x50)
+    (d / "snapshot.999").write_bytes(b"garbage that is not sealed")
+    (d / "snapshot.xyz").write_bytes(b"")
+    (d / "log.1").write_bytes(b"")
+    assert [p.name for p in find_snapshots(tmp_path)] == [
+        "snapshot.200", "snapshot.50.gz", "snapshot.10", "snapshot.3"
+    ]
+    assert [p.name for p in find_snapshots(tmp_path, 2)] == ["snapshot.200", "snapshot.50.gz"]
+
+
+def test_snappy_is_reported_unsupported(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedSnapshot):
+        write_snapshot(tmp_path / "snapshot.1.snappy", DataTree(), {}, 1)
+    (tmp_path / "snapshot.1.snappy").write_bytes(b"\x82SNAPPY\x00" + bytes(8))
+    assert is_valid_snapshot(tmp_path / "snapshot.1.snappy")
+    with pytest.raises(UnsupportedSnapshot):
+        load_snapshot(tmp_path / "snapshot.1.snappy")
+
+
+def test_orphan_node_is_corrupt() -> None:
+    src = TxnSource()
+    src.populate(n=5)
+    buf = io.BytesIO()
+    serialize_snapshot(buf, src.tree, {}, digest=False)
+    b = buf.getvalue().replace(b"/app/n0001", b"/zzz/n0001")
+    from pyzk.txnlog.snapshot import parse_snapshot
+
+    with pytest.raises(CorruptSnapshot):
+        parse_snapshot(b, 1, check_seal=False)
+
+
+def test_session_order_is_java_hashmap_order() -> None:
+    # HashMap(4 entries) has 8 buckets; bucket = spread(hash(long)) & 7
+    keys = [0x100000000000001, 8, 1, 0x10]
+    order = java_long_map_order(keys)
+    assert sorted(order) == sorted(keys)
+    assert order == [8, 0x10, 0x100000000000001, 1]
+
+
+def test_load_speed_100k_nodes(tmp_path: Path) -> None:
+    """Reading must stay fast: 100k nodes well under a few seconds (measured, printed)."""
+    tree = DataTree()
+    src = TxnSource(tree)
+    for i in range(100):
+        src.create(0, f"/d{i}", b"")
+        for j in range(999):
+            src.create(0, f"/d{i}/n{j}", b"x" * 20)
+    path = version_dir(tmp_path) / snapshot_name(src.zxid)
+    t0 = time.perf_counter()
+    write_snapshot(path, tree, {}, src.zxid, fsync=False)
+    t1 = time.perf_counter()
+    snap = load_snapshot(path)
+    t2 = time.perf_counter()
+    print(f"100k nodes: write {t1 - t0:.2f}s, read {t2 - t1:.2f}s, {path.stat().st_size} bytes")
+    assert len(snap.tree.nodes) == len(tree.nodes)
+    assert t2 - t1 < 10
