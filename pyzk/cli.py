@@ -487,11 +487,22 @@ def main(
 
 
 def tool_main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """``pyzk``: a home for maintenance subcommands; today only ``version``."""
-    argv = sys.argv[1:] if argv is None else argv
+    """``pyzk``: maintenance subcommands (Apache's zkTxnLogToolkit,
+    zkSnapShotToolkit and zkCleanup in one command)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     out = sys.stdout if out is None else out
-    if list(argv) == ["version"]:
+    if argv == ["version"]:
         out.write(version_text() + "\n")
         return 0
-    sys.stderr.write("Usage: pyzk version\n")
+    if argv and argv[0] in ("txnlog", "snapshot", "purge"):
+        from pyzk.txnlog import tools
+
+        run = {"txnlog": tools.main_txnlog, "snapshot": tools.main_snapshot,
+               "purge": tools.main_purge}[argv[0]]
+        return run(argv[1:], out)
+    sys.stderr.write(
+        "Usage: pyzk version\n"
+        "       pyzk txnlog [-d] [-r [-v] [-y]] [-c -z ZXID] [--check] FILE\n"
+        "       pyzk snapshot [-d|-json] FILE\n"
+        "       pyzk purge dataLogDir [snapDir] -n count\n")
     return 1

@@ -113,6 +113,7 @@ class ServerShell:
         log.info("binding to port %s", addrs)
         self._schedule_expiry()
         self._schedule_containers()
+        self._schedule_purge()
 
     def _schedule_expiry(self) -> None:
         server = self.server
@@ -125,6 +126,19 @@ class ServerShell:
         self.server.reap_containers(self.cfg.container_max_per_minute,
                                     self.cfg.container_max_never_used_interval_ms)
         self._timers.append(self.loop.call_later(interval, self._schedule_containers))
+
+    def _schedule_purge(self) -> None:
+        """autopurge.purgeInterval (hours) > 0: keep autopurge.snapRetainCount
+        snapshots and the logs they need, as Apache's DatadirCleanupManager."""
+        hours = self.cfg.autopurge_purge_interval
+        if self.store is None or hours <= 0:
+            return
+        self._timers.append(self.loop.call_later(hours * 3600.0, self._purge_now))
+
+    def _purge_now(self) -> None:
+        assert self.store is not None
+        self.loop.run_in_executor(None, self.store.purge)
+        self._schedule_purge()
 
     async def stop(self) -> None:
         for t in self._timers:

@@ -16,6 +16,7 @@ from typing import Any
 from pyzk.server.durable import DurableLog
 from pyzk.txnlog.files import snapshot_name, version_dir
 from pyzk.txnlog.log import TxnLogWriter
+from pyzk.txnlog.purge import effective_retain_count, purge
 from pyzk.txnlog.recovery import recover
 from pyzk.txnlog.snapshot import ZxidDigest, write_snapshot
 from pyzk.txnlog.txn import encode_txn
@@ -112,6 +113,13 @@ class Store:
         finally:
             self.snapshot_in_progress = False
         return path
+
+    def purge(self) -> list[Path]:
+        """Delete snapshots and logs beyond autopurge.snapRetainCount."""
+        keep = effective_retain_count(self.cfg.autopurge_snap_retain_count)
+        removed = purge(self.log_dir, self.data_dir, keep)
+        log.info("Purge task completed: %d files removed", len(removed))
+        return removed
 
     def close(self) -> None:
         if self.writer is not None:

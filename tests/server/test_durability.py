@@ -127,3 +127,30 @@ def _dump(c) -> dict[str, tuple]:
         out[p] = (g.decode().data, stat.to_bytes(), [x.to_bytes() for x in a.decode().acl])
         stack += [(p.rstrip("/") + "/" + k) for k in kids.children]
     return out
+
+
+def test_purge_keeps_retained_snapshots_and_their_logs(tmp_path) -> None:
+    from pyzk.cli import tool_main
+    from pyzk.config import load_config
+    from pyzk.server.store import Store
+
+    with PyzkServer(tmp_path, extra_cfg={"snapCount": "10"}) as srv:
+        c = connect(srv.host, srv.port)
+        for i in range(120):
+            assert c.call_reply(OpCode.create, R.CreateRequest(f"/p{i}", b"", OPEN, 0)).err == 0
+        c.close()
+        cfg_path = srv.cfg_path
+    vdir = tmp_path / "version-2"
+    snaps = sorted(p.name for p in vdir.iterdir() if p.name.startswith("snapshot."))
+    assert len(snaps) > 4
+    store = Store(load_config(str(cfg_path)))
+    removed = store.purge()
+    left = sorted(p.name for p in vdir.iterdir() if p.name.startswith("snapshot."))
+    assert len(left) == 3 and removed
+    assert tool_main(["purge", str(tmp_path), "-n", "3"]) == 0
+    # The server still starts from what is left, with every node.
+    with PyzkServer(tmp_path, port=srv.port) as srv2:
+        c = connect(srv2.host, srv2.port)
+        kids = c.call_reply(OpCode.getChildren, R.GetChildrenRequest("/", False)).decode()
+        assert {f"p{i}" for i in range(120)} <= set(kids.children)
+        c.close()

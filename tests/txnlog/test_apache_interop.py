@@ -213,7 +213,8 @@ def test_apache_starts_from_pyzk_data_dir(tmp_path: Path) -> None:
     w.flush_and_sync()
     w.roll()
     # a snapshot mid-way, then more txns in a new log
-    write_snapshot(version_dir(tmp_path) / snapshot_name(src.zxid), src.tree, src.sessions, src.zxid)
+    snap = version_dir(tmp_path) / snapshot_name(src.zxid)
+    write_snapshot(snap, src.tree, src.sessions, src.zxid)
     mark = len(src.log)
     src.add_ttl()
     for i in range(15):
