@@ -71,6 +71,23 @@ DIGEST_LOG_LIMIT = 1024
 STAT_OVERHEAD_BYTES = 6 * 8 + 5 * 4
 _ZK_SUBTREE = "/zookeeper/"
 _STAT60 = struct.Struct(">qqqqqiiiq")
+
+
+def digest_term(path: str, data: bytes | None, stat: Any) -> int:
+    """One node's term of the tree digest (Apache's DigestCalculator, version 2):
+    CRC32 over path, data and the persisted stat fields; 0 under /zookeeper/.
+    ``stat`` is anything with StatPersisted's field names (a ZNode or a record),
+    so prep can precalculate digests from its change records."""
+    if path.startswith(_ZK_SUBTREE):
+        return 0
+    packed = _STAT60.pack(
+        stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime,
+        stat.version, stat.cversion, stat.aversion, stat.ephemeralOwner,
+    )
+    head = path.encode("utf-8") if path != "/" else b""
+    if data:
+        return zlib.crc32(packed, zlib.crc32(data, zlib.crc32(head)))
+    return zlib.crc32(head + packed)
 _MASK64 = (1 << 64) - 1
 _CONFIG_ZOOKEEPER = "/zookeeper/config"
 
@@ -179,17 +196,7 @@ class DataTree:
     # ------------------------------------------------------------ digest
 
     def _node_digest(self, path: str, node: ZNode) -> int:
-        if path.startswith(_ZK_SUBTREE):
-            return 0
-        stat = _STAT60.pack(
-            node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime,
-            node.version, node.cversion, node.aversion, node.ephemeralOwner,
-        )
-        data = node.data
-        head = path.encode("utf-8") if path != "/" else b""
-        if data:
-            return zlib.crc32(stat, zlib.crc32(data, zlib.crc32(head)))
-        return zlib.crc32(head + stat)
+        return digest_term(path, node.data, node)
 
     def _put(self, path: str, node: ZNode) -> None:
         self.nodes[path] = node

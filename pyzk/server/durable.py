@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 
 class DurableLog:
-    """``append(hdr, txn)`` buffers a txn (called on the loop); ``sync()``
+    """``append(prepared)`` buffers a txn (called on the loop); ``sync()``
     writes and fsyncs everything appended so far (called on the worker
     thread). Entries are applied in order once the sync that covered them
     returns."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, server: Any,
-                 append: Callable[[Any, Any], None], sync: Callable[[], Any],
+                 append: Callable[[Any], None], sync: Callable[[], Any],
                  after_batch: Callable[[int], None] | None = None) -> None:
         self.loop = loop
         self.server = server
@@ -49,8 +49,7 @@ class DurableLog:
             if entry.conn is not None:
                 entry.conn.close()
             return
-        p = entry.prepared
-        self.append(p.hdr, p.txn)
+        self.append(entry.prepared)
         self.pending.append(entry)
         if not self.syncing and not self.scheduled:
             self.scheduled = True

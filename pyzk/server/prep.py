@@ -20,6 +20,7 @@ from pyzk.datatree import acl as aclmod
 from pyzk.datatree import quota
 from pyzk.datatree.javacompat import JavaStringSet
 from pyzk.datatree.paths import BadPath, validate_path
+from pyzk.datatree.tree import DIGEST_VERSION, digest_term
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import CreateMode, Err, OpCode, Perms
 from pyzk.jute.multi import decode_multi_request
@@ -46,6 +47,7 @@ from pyzk.jute.records import (
     SetDataTxn,
     StatPersisted,
     Txn,
+    TxnDigest,
     TxnHeader,
 )
 from pyzk.server.errors import KeeperError
@@ -71,6 +73,8 @@ _MULTI_WRITE_OPS = frozenset({
     OpCode.create, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
     OpCode.setData, OpCode.check,
 })
+
+_MASK64 = (1 << 64) - 1
 
 _VALID_FLAGS = frozenset(int(m) for m in CreateMode)
 
@@ -106,7 +110,8 @@ class ChangeRecord:
     ``stat`` None means the node will not exist.
     """
 
-    __slots__ = ("zxid", "path", "stat", "child_count", "acl", "data")
+    __slots__ = ("zxid", "path", "stat", "child_count", "acl", "data", "node_digest",
+                 "tree_digest")
 
     def __init__(self, zxid: int, path: str, stat: StatPersisted | None, child_count: int,
                  acl: list[ACL] | None, data: bytes | None = None) -> None:
@@ -116,6 +121,10 @@ class ChangeRecord:
         self.child_count = child_count
         self.acl = acl
         self.data = data
+        # Apache's PrecalculatedDigest: this node's digest term and the tree
+        # digest once this change (and all before it) is applied.
+        self.node_digest = 0
+        self.tree_digest = 0
 
     def duplicate(self, zxid: int) -> ChangeRecord:
         return ChangeRecord(zxid, self.path, self.stat.copy() if self.stat else None,
@@ -126,12 +135,16 @@ class Prepared:
     """The outcome of preparing one request: its header and txn, and the
     error the client gets (0 if none)."""
 
-    __slots__ = ("hdr", "txn", "err")
+    __slots__ = ("hdr", "txn", "err", "digest")
 
-    def __init__(self, hdr: TxnHeader | None, txn: Record | None, err: int) -> None:
+    def __init__(self, hdr: TxnHeader | None, txn: Record | None, err: int,
+                 digest: TxnDigest | None = None) -> None:
         self.hdr = hdr
         self.txn = txn
         self.err = err
+        # The tree digest after this txn (TxnDigest in the log); None for
+        # error txns, as Apache writes them without one.
+        self.digest = digest
 
 
 class Preparer:
@@ -142,6 +155,7 @@ class Preparer:
                  reconfig_enabled: bool = False,
                  maxbuf: int = 0xFFFFF) -> None:
         self.tree = tree
+        self.digest_enabled = tree.digest_enabled
         self.skip_acl = skip_acl
         self.extended_types = extended_types
         self.enforce_quota = enforce_quota
@@ -160,13 +174,34 @@ class Preparer:
             if node is not None:
                 rec = ChangeRecord(-1, path, node.copy_stat(), len(node.children),
                                    self.tree.acl_cache.get(node.acl), node.data)
+                rec.node_digest = node.digest
         if rec is None or rec.stat is None:
             raise KeeperError(Err.NONODE, path)
         return rec
 
     def _add(self, rec: ChangeRecord) -> None:
+        if self.digest_enabled:
+            prev = self.by_path.get(rec.path)
+            if prev is not None:
+                before = prev.node_digest
+            else:
+                node = self.tree.get_node(rec.path or "/")
+                before = node.digest if node is not None else 0
+            after = 0 if rec.stat is None else digest_term(rec.path, rec.data, rec.stat)
+            rec.node_digest = after
+            d = (self.current_digest() - before + after) & _MASK64
+            rec.tree_digest = d - (1 << 64) if d >> 63 else d
         self.outstanding.append(rec)
         self.by_path[rec.path] = rec
+
+    def current_digest(self) -> int:
+        """The tree digest once every prepared txn is applied (getCurrentTreeDigest)."""
+        if self.outstanding:
+            return self.outstanding[-1].tree_digest
+        return self.tree.digest()
+
+    def _txn_digest(self) -> TxnDigest | None:
+        return TxnDigest(DIGEST_VERSION, self.current_digest()) if self.digest_enabled else None
 
     def committed(self, zxid: int) -> None:
         """Drop change records made redundant by the tree reaching ``zxid``."""
@@ -250,7 +285,7 @@ class Preparer:
                 return self._prepare_multi(hdr, body, auth)
             rec = self._decode(op, body)
             txn = self._txn(op, hdr, rec, auth, body)
-            return Prepared(hdr, txn, 0)
+            return Prepared(hdr, txn, 0, self._txn_digest())
         except KeeperError as e:
             hdr.type = OpCode.error
             return Prepared(hdr, ErrorTxn(e.code), e.code)
@@ -457,13 +492,13 @@ class Preparer:
                     t, txn = OpCode.error, ErrorTxn(e.code)
                     self._rollback(hdr.zxid, saved)
             txns.append(Txn(t, txn.to_bytes()))
-        return Prepared(hdr, MultiTxn(txns), failed.code if failed else 0)
+        return Prepared(hdr, MultiTxn(txns), failed.code if failed else 0, self._txn_digest())
 
     # -- sessions -------------------------------------------------------------
 
     def create_session(self, session_id: int, timeout: int, zxid: int, now: int) -> Prepared:
         hdr = TxnHeader(session_id, 0, zxid, now, OpCode.createSession)
-        return Prepared(hdr, CreateSessionTxn(timeout), 0)
+        return Prepared(hdr, CreateSessionTxn(timeout), 0, self._txn_digest())
 
     def close_session(self, session_id: int, cxid: int, zxid: int, now: int) -> Prepared:
         """closeSession: delete the session's ephemerals, counting pending ones."""
@@ -489,14 +524,14 @@ class Preparer:
                 p.stat.pzxid = zxid
                 self._add(p)
             self._add(ChangeRecord(zxid, path, None, 0, None))
-        return Prepared(hdr, CloseSessionTxn(list(paths)), 0)
+        return Prepared(hdr, CloseSessionTxn(list(paths)), 0, self._txn_digest())
 
     def delete_container(self, path: str, zxid: int, now: int) -> Prepared:
         """A server-generated deleteContainer request (ContainerManager)."""
         hdr = TxnHeader(0, 0, zxid, now, OpCode.deleteContainer)
         try:
             txn = self._txn(OpCode.deleteContainer, hdr, None, [], path.encode())
-            return Prepared(hdr, txn, 0)
+            return Prepared(hdr, txn, 0, self._txn_digest())
         except KeeperError as e:
             hdr.type = OpCode.error
             return Prepared(hdr, ErrorTxn(e.code), e.code)

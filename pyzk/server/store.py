@@ -68,8 +68,8 @@ class Store:
                                    force_sync=bool(self.cfg.force_sync))
         writer = self.writer
 
-        def append(hdr: Any, txn: Any) -> None:
-            writer.append(hdr, encode_txn(hdr, txn))
+        def append(prepared: Any) -> None:
+            writer.append(prepared.hdr, encode_txn(prepared.hdr, prepared.txn, prepared.digest))
             self._count()
 
         self.durable = DurableLog(loop, server, append, writer.flush_and_sync,

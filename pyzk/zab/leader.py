@@ -60,16 +60,19 @@ class Quorum(Protocol):
     def contains_quorum(self, acks: Iterable[int]) -> bool: ...
 
 
-def newleader_config(verifier: object, new_leader_zxid: int) -> bytes:
+def newleader_config(verifier: object, new_leader_zxid: int, *, reconfig_enabled: bool = False
+                     ) -> bytes:
     """The config text NEWLEADER carries (Leader.getQuorumVerifierBytes).
 
-    A never-reconfigured ensemble's config has version 0; Leader.lead sends it
-    with the version set to the NEWLEADER zxid (ZOOKEEPER-1783).
+    With reconfigEnabled, a never-reconfigured config (version 0) is sent with
+    the version set to the NEWLEADER zxid (ZOOKEEPER-1783); without it (the
+    default) QuorumPeer.setLastSeenQuorumVerifier ignores that and version 0
+    goes out, as a real Apache 3.8 leader shows.
     """
     from pyzk.quorum.verifier import QuorumMaj
 
     assert isinstance(verifier, QuorumMaj)
-    if verifier.version == 0:
+    if reconfig_enabled and verifier.version == 0:
         verifier = QuorumMaj(verifier.members, new_leader_zxid)
     return verifier.to_bytes()
 
@@ -359,7 +362,8 @@ class LeaderCore:
         if self.phase != BROADCAST:
             raise RuntimeError(f"cannot propose in phase {self.phase}")
         if entry.zxid <= self.last_proposed:
-            raise ValueError(f"zxid 0x{hexz(entry.zxid)} does not follow 0x{hexz(self.last_proposed)}")
+            raise ValueError(
+                f"zxid 0x{hexz(entry.zxid)} does not follow 0x{hexz(self.last_proposed)}")
         if entry.zxid & COUNTER_MASK == COUNTER_MASK:
             self._shutdown("zxid lower 32 bits have rolled over, forcing re-election, "
                            "and therefore new epoch start")
@@ -429,7 +433,7 @@ class LeaderCore:
                 h.read_deadline = None
 
     def _after_epoch(self, h: _Handler) -> None:
-        """getEpochToPropose returned for a handler: LEADERINFO, or fake the ack for old learners."""
+        """getEpochToPropose returned: LEADERINFO, or a faked epoch ack for old learners."""
         h.park_deadline = None
         if h.version < P.PROTOCOL_VERSION:
             epoch = epoch_of(h.first_zxid)

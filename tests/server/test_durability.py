@@ -98,9 +98,16 @@ def test_apache_starts_from_a_pyzk_data_dir_and_back(tmp_path) -> None:
         c.call_reply(OpCode.create, R.CreateRequest("/secret", b"s", digest_acl, 0))
         before = _dump(c)
         c.close()
+    # pyzk logged a TxnDigest with every txn; replaying checks each one.
+    from pyzk.txnlog.recovery import recover
+
+    r = recover(tmp_path)
+    assert r.digests_checked > 0 and not r.digest_mismatches
     with ApacheServer(tmp_path, port=srv.port, extra_cfg=cfg) as ap:
         c = connect(ap.host, ap.port)
         assert _dump(c) == before
+        mntr = dict(line.split("\t", 1) for line in ap.four_letter("mntr").splitlines())
+        assert mntr["zk_digest_mismatches_count"] == "0"
         c.call_reply(OpCode.create, R.CreateRequest("/from-apache", b"a", OPEN, 0))
         after = _dump(c)
         c.close()

@@ -102,3 +102,55 @@ def test_close_session_lists_pending_ephemerals() -> None:
     p.prepare(9, 1, OpCode.create, _create("/e1", CreateMode.EPHEMERAL), IP, 2, 0)
     c = p.close_session(9, 2, 3, 0)
     assert c.txn.paths2Delete == ["/e1"]
+
+
+def test_precalculated_digest_equals_tree_digest_after_apply() -> None:
+    """Every logged TxnDigest must be the tree digest once that txn applies
+    (Apache checks this on replay), even with many txns prepared ahead."""
+    import random
+
+    from pyzk.jute.multi import encode_multi_request
+
+    rng = random.Random(7)
+    tree = DataTree()
+    p = Preparer(tree)
+    zxid = 1
+    pending = []
+    paths = ["/a", "/a/b", "/c", "/a/b/d", "/e"]
+    for step in range(400):
+        zxid += 1
+        choice = rng.randrange(7)
+        path = rng.choice(paths)
+        sid = rng.choice([11, 12])
+        if choice == 0:
+            r = p.prepare(sid, step, OpCode.create, _create(path, rng.choice([0, 1, 2]),
+                                                             b"d" * rng.randrange(5)), IP, zxid, step)
+        elif choice == 1:
+            r = p.prepare(sid, step, OpCode.delete, R.DeleteRequest(path, -1).to_bytes(), IP,
+                          zxid, step)
+        elif choice == 2:
+            r = p.prepare(sid, step, OpCode.setData, R.SetDataRequest(path, b"x" * step, -1)
+                          .to_bytes(), IP, zxid, step)
+        elif choice == 3:
+            r = p.prepare(sid, step, OpCode.setACL, R.SetACLRequest(path, OPEN, -1).to_bytes(),
+                          IP, zxid, step)
+        elif choice == 4:
+            body = encode_multi_request([
+                (OpCode.create, R.CreateRequest(path + "/m", b"", OPEN, 0)),
+                (OpCode.setData, R.SetDataRequest(rng.choice(paths), b"mm", -1)),
+            ])
+            r = p.prepare(sid, step, OpCode.multi, body, IP, zxid, step)
+        elif choice == 5:
+            r = p.close_session(sid, step, zxid, step)
+        else:
+            r = p.create_session(sid, 30000, zxid, step)
+        pending.append(r)
+        # Apply a random prefix of what is prepared, as the log would.
+        while pending and rng.random() < 0.5:
+            q = pending.pop(0)
+            tree.process_txn(q.hdr, q.txn)
+            p.committed(q.hdr.zxid)
+            if q.digest is not None:
+                assert q.digest.treeDigest == tree.digest(), (q.hdr, q.txn)
+            else:
+                assert q.hdr.type == OpCode.error

@@ -42,11 +42,12 @@ TICK = 500
 class Driver:
     """A test-only shell: one socket, the core, and a record of every action."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, epoch: int = 0, last_zxid: int = 0) -> None:
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.settimeout(0.1)
         self.stream = LearnerStream()
-        self.core = Follower(3, "leader", accepted_epoch=0, current_epoch=0, last_logged_zxid=0,
+        self.core = Follower(3, "leader", accepted_epoch=epoch, current_epoch=epoch,
+                             last_logged_zxid=last_zxid,
                              now=time.monotonic() * 1000, tick_time=TICK, init_limit=5,
                              sync_limit=2)
         self.actions: list[object] = []
@@ -147,9 +148,11 @@ def test_follower_core_follows_apache_leader(tmp_path: Path) -> None:
             snap = load.snapshot.to_snapshot()
             assert snap.tree.get_node("/zookeeper") is not None
             assert d.of(TakeSnapshot) == [TakeSnapshot(True)]
-        # NEWLEADER carried the leader's config with version = NEWLEADER zxid
+        # NEWLEADER carried the leader's config; without reconfigEnabled its
+        # version stays 0, and UPTODATE activates it
         seen = d.of(ConfigSeen)
-        assert seen and f"version={epoch << 32:x}".encode() in seen[0].config
+        assert [c.activate for c in seen] == [False, True]
+        assert seen[0].config.endswith(b"\nversion=0")
         assert f"server.3=127.0.0.1:{ports[3][0]}".encode() in seen[0].config
         assert d.received.index(PacketType.NEWLEADER) < d.received.index(PacketType.UPTODATE)
 
@@ -188,6 +191,31 @@ def test_follower_core_follows_apache_leader(tmp_path: Path) -> None:
         assert d.received.count(PacketType.PROPOSAL) >= 1
         assert d.received.count(PacketType.COMMIT) >= 1
         d.sock.close()
+
+        # a follower that comes back knowing the first write gets a DIFF with
+        # what it missed, and does not re-accept the epoch (ACKEPOCH -1)
+        zk = KazooClient(hosts=leader.address, timeout=10)
+        zk.start()
+        try:
+            zk.set("/zab-test", b"missed")
+        finally:
+            zk.stop()
+            zk.close()
+        last = max(e.zxid for e in logged)
+        d2 = Driver("127.0.0.1", ports[lsid][0], epoch=epoch, last_zxid=last)
+        d2.pump(lambda: bool(d2.of(StartServing)))
+        assert d2.core.sync_kind == "DIFF"
+        assert not any(p.name == "acceptedEpoch" for p in d2.of(PersistEpoch))
+        assert d2.received[:2] == [PacketType.LEADERINFO, PacketType.DIFF]
+        applied = [a.entry for a in d2.of(Commit)]
+        assert applied and all(e.zxid > last for e in applied)
+        txns = [decode_txn(e.data)[1] for e in applied]
+        assert any(getattr(t, "path", None) == "/zab-test" and getattr(t, "data", None) == b"missed"
+                   for t in txns), txns
+        # committed during the sync: logged at NEWLEADER, applied after UPTODATE
+        kinds = [type(a).__name__ for a in d2.actions]
+        assert kinds.index("LogTxn") < kinds.index("StartServing") < kinds.index("Commit")
+        d2.sock.close()
     finally:
         for s in servers:
             s.stop()
