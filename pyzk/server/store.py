@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class Store:
 
     def durable_log(self, loop: asyncio.AbstractEventLoop, server: Any) -> DurableLog:
         self.server = server
+        self.server_loop = loop
         if self.needs_initial_snapshot:
             # Apache snapshots right after loading, so the next start does not
             # replay the same logs again.
@@ -93,26 +95,59 @@ class Store:
     def _after_batch(self, n: int) -> None:
         if self.snapshot_pending and not self.snapshot_in_progress:
             self.snapshot_pending = False
-            self.take_snapshot()
+            self.take_snapshot_in_background()
 
-    def take_snapshot(self) -> Path:
-        """Write snapshot.<last applied zxid> of the tree as it is now."""
-        server = self.server
-        tree = server.tree
+    def _snapshot_target(self) -> tuple[Path, int, Any]:
+        tree = self.server.tree
         zxid = tree.last_processed_zxid
-        name = snapshot_name(zxid, self.compression)
-        path = version_dir(self.data_dir) / name
+        path = version_dir(self.data_dir) / snapshot_name(zxid, self.compression)
         zd = tree.last_processed_digest
         digest: Any = ZxidDigest(*zd) if zd is not None else True
         if not self.cfg.digest_enabled:
             digest = False
-        self.snapshot_in_progress = True
-        try:
-            log.info("Snapshotting: 0x%x to %s", zxid, path)
-            write_snapshot(path, tree, server.session_timeouts(), zxid, digest=digest)
-        finally:
-            self.snapshot_in_progress = False
+        return path, zxid, digest
+
+    def take_snapshot(self) -> Path:
+        """Write snapshot.<last applied zxid> of the tree as it is now (blocking)."""
+        path, zxid, digest = self._snapshot_target()
+        log.info("Snapshotting: 0x%x to %s", zxid, path)
+        write_snapshot(path, self.server.tree, self.server.session_timeouts(), zxid,
+                       digest=digest)
         return path
+
+    def take_snapshot_in_background(self) -> None:
+        """Snapshot without stalling requests: a forked child writes the tree
+        exactly as it is at the fork (copy-on-write, as Redis' BGSAVE), while
+        this process keeps serving. Where fork is unavailable the snapshot is
+        written inline."""
+        if not hasattr(os, "fork"):
+            self.take_snapshot()
+            return
+        path, zxid, digest = self._snapshot_target()
+        sessions = self.server.session_timeouts()
+        log.info("Snapshotting: 0x%x to %s", zxid, path)
+        self.snapshot_in_progress = True
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                write_snapshot(path, self.server.tree, sessions, zxid, digest=digest)
+                code = 0
+            finally:
+                os._exit(code)
+        fut = self.server_loop.run_in_executor(None, os.waitpid, pid, 0)
+        fut.add_done_callback(lambda f: self._snapshot_done(f, path))
+
+    def _snapshot_done(self, fut: Any, path: Path) -> None:
+        self.snapshot_in_progress = False
+        try:
+            _, status = fut.result()
+        except OSError as e:
+            log.error("Lost track of the snapshot writer for %s: %s", path, e)
+            return
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.error("Writing snapshot %s failed (status %d); the log still has every txn",
+                      path, status)
 
     def purge(self) -> list[Path]:
         """Delete snapshots and logs beyond autopurge.snapRetainCount."""

@@ -303,19 +303,20 @@ class LearnerCore:
                     self._out.append(ConfigSeen(text, False))
             self._not_committed.append(entry)
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
-            if not self._not_committed:
-                self._shutdown(f"COMMIT 0x{hexz(packet.zxid)} without a proposal during sync")
-                return
-            pif = self._not_committed[0]
-            if pif.zxid == packet.zxid and t == PacketType.COMMITANDACTIVATE:
+            # 3.8.0 peeks without checking and dies of a NullPointerException when a
+            # COMMIT comes between NEWLEADER and UPTODATE; 3.8.1 (ZOOKEEPER-4394)
+            # checks, and so does pyzk.
+            pif = self._not_committed[0] if self._not_committed else None
+            if pif is not None and pif.zxid == packet.zxid \
+                    and t == PacketType.COMMITANDACTIVATE:
                 leader, _ = P.parse_activate(packet)
                 text = _reconfig_text(pif.data)
                 if text is not None:
                     self._out.append(ConfigSeen(text, True, leader))
             if not self._write_to_log:
-                if pif.zxid != packet.zxid:
-                    log.warning("Committing 0x%s, but next proposal is 0x%s",
-                                hexz(packet.zxid), hexz(pif.zxid))
+                if pif is None or pif.zxid != packet.zxid:
+                    log.warning("Committing 0x%s, but next proposal is 0x%s", hexz(packet.zxid),
+                                hexz(pif.zxid) if pif is not None else "none")
                 else:
                     self._out.append(Commit(pif))
                     self._not_committed.popleft()

@@ -525,6 +525,8 @@ class LeaderCore:
                 if self.quorum.contains_quorum(self.newleader_acks):
                     self.quorum_formed = True
                     self._start_serving()
+                    if h is not None and h.state != DEAD:
+                        self._uptodate(h)
                     return
                 if h is None:
                     self._self_deadline = self.now + self._ms(self.init_limit)
