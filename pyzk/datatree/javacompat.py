@@ -16,6 +16,7 @@ whose edge cases decide whether an ACL id or a quota string is valid.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterable, Iterator
 
 _JAVA_INT = re.compile(r"[+-]?\d+")
@@ -82,6 +83,9 @@ def table_size_for(n: int) -> int:
     return cap
 
 
+_INT = struct.Struct(">i")
+
+
 class JavaStringSet:
     """A set of strings that iterates in ``java.util.HashSet<String>`` order.
 
@@ -90,12 +94,15 @@ class JavaStringSet:
     cached until the next mutation.
     """
 
-    __slots__ = ("_h", "_cap", "_order")
+    __slots__ = ("_h", "_cap", "_order", "_encoded")
 
     def __init__(self, initial_capacity: int = 16, items: Iterable[str] = ()) -> None:
         self._h: dict[str, int] = {}
         self._cap = table_size_for(initial_capacity)
         self._order: list[str] | None = None
+        # (jute vector<ustring> bytes in Java order, total name length): what a
+        # getChildren reply carries, cached like the order.
+        self._encoded: tuple[bytes, int] | None = None
         for item in items:
             self.add(item)
 
@@ -115,6 +122,7 @@ class JavaStringSet:
             cap <<= 1
         self._cap = cap
         self._order = None
+        self._encoded = None
         return True
 
     def _spread(self, name: str) -> int:
@@ -128,6 +136,7 @@ class JavaStringSet:
             return False
         del self._h[name]
         self._order = None
+        self._encoded = None
         return True
 
     def remove(self, name: str) -> None:
@@ -171,6 +180,22 @@ class JavaStringSet:
             order = sorted(self._h, key=lambda n: spread(n) & mask)
             self._order = order
         return order
+
+    def encoded(self) -> tuple[bytes, int]:
+        """The members as a Jute vector<ustring> in Java order, and the sum of
+        their lengths (what Apache's read statistics count)."""
+        enc = self._encoded
+        if enc is None:
+            order = self.java_order()
+            parts = [_INT.pack(len(order))]
+            total = 0
+            for name in order:
+                b = name.encode("utf-8")
+                parts.append(_INT.pack(len(b)))
+                parts.append(b)
+                total += len(name)
+            enc = self._encoded = (b"".join(parts), total)
+        return enc
 
     def clone(self) -> JavaStringSet:
         """``HashSet.clone()``: re-inserted in iteration order into a right-sized table."""

@@ -26,7 +26,6 @@ from pyzk.jute.records import (
     GetAllChildrenNumberRequest,
     GetAllChildrenNumberResponse,
     GetChildren2Request,
-    GetChildren2Response,
     GetChildrenRequest,
     GetChildrenResponse,
     GetDataRequest,
@@ -149,20 +148,24 @@ class Reads:
         self._check(node.acl, Perms.READ, auth)
         if watch and watcher is not None:
             self.tree.child_watches.add_watch(path, watcher)
-        self._read_stat(path, sum(len(c) for c in node.children) if node.children else 0)
         return node
 
     def get_children(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                      out: bytearray) -> None:
         req = GetChildrenRequest.decode(body, 0, self.maxbuf)[0]
         node = self._children(req.path, req.watch, watcher, auth)
-        GetChildrenResponse(list(node.children.java_order())).encode(out)
+        blob, chars = node.children.encoded()
+        self._read_stat(req.path, chars)
+        out += blob
 
     def get_children2(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                       out: bytearray) -> None:
         req = GetChildren2Request.decode(body, 0, self.maxbuf)[0]
         node = self._children(req.path, req.watch, watcher, auth)
-        GetChildren2Response(list(node.children.java_order()), node.stat(self.ext)).encode(out)
+        blob, chars = node.children.encoded()
+        self._read_stat(req.path, chars)
+        out += blob
+        node.stat(self.ext).encode(out)
 
     def get_acl(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                 out: bytearray) -> None:
@@ -304,6 +307,7 @@ class Reads:
                 try:
                     if t == OpCode.getChildren:
                         node = self._children(req.path, False, None, auth)
+                        self._read_stat(req.path, node.children.encoded()[1])
                         results.append((t, 0, GetChildrenResponse(
                             list(node.children.java_order()))))
                     elif t == OpCode.getData:

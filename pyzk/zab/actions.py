@@ -81,7 +81,13 @@ class Truncate:
 @dataclass(frozen=True, slots=True)
 class TakeSnapshot:
     """Learner: write a snapshot of the current tree now (``sync``: fsync it
-    before going on, as after a SNAP transfer)."""
+    before going on, as after a SNAP transfer).
+
+    After a SNAP transfer the log files older than this snapshot are not
+    contiguous with the txns logged next: once the snapshot is durable the
+    shell must stop offering them to a leader's TxnLogReader (delete them),
+    or a later DIFF from that gapped log would skip txns (Apache 3.8 keeps
+    them and can do exactly that)."""
 
     sync: bool
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -134,6 +133,7 @@ class Server:
         self.core: LeaderCore | LearnerCore | None = None
         self.conn: Conn | None = None   # learner's connection to its leader
         self.serving = False
+        self.loaded_snapshot = False
         self.reload()
 
     def log_tail(self) -> int:
@@ -423,6 +423,7 @@ class Simulation:
                 snap = a.snapshot
                 s.applied = list(snap.applied)
                 s.last_processed = snap.zxid
+                s.loaded_snapshot = True
             elif isinstance(a, A.Truncate):
                 self._flush(s, notify=False)
                 s.disk.log = [e for e in s.disk.log if e.zxid <= a.zxid]
@@ -430,6 +431,10 @@ class Simulation:
                 s.reload()
             elif isinstance(a, A.TakeSnapshot):
                 s.disk.snapshots.append((s.last_processed, tuple(s.applied)))
+                if s.loaded_snapshot:  # older log files are not contiguous with what follows
+                    self._flush(s, notify=False)
+                    s.disk.log = [e for e in s.disk.log if e.zxid > s.last_processed]
+                    s.loaded_snapshot = False
             elif isinstance(a, A.PersistEpoch):
                 setattr(s.disk, "accepted_epoch" if a.name == "acceptedEpoch"
                         else "current_epoch", a.epoch)
