@@ -835,15 +835,28 @@ class DataTree:
         tree.quota_trie.clear()
         tree._digest = 0
         root: ZNode | None = None
+        # The hot loop of a restart: one pass, locals only, ACL usages counted
+        # in bulk. ``sp`` is a StatPersisted or the 9-tuple of its fields.
+        nodes = tree.nodes
+        digesting = tree.digest_enabled
+        total = 0
+        uses: dict[int, int] = {}
+        kind_of = tree._kind
         for path, data, acl_id, sp in records:
-            node = ZNode.from_persisted(data, acl_id, sp)
-            tree._put(path, node)
-            tree.acl_cache.add_usage(acl_id)
+            if type(sp) is tuple:
+                node = ZNode(data, acl_id, *sp)
+            else:
+                node = ZNode.from_persisted(data, acl_id, sp)
+            nodes[path] = node
+            if digesting:
+                node.digest = d = digest_term(path, data, node)
+                total += d
+            uses[acl_id] = uses.get(acl_id, 0) + 1
             i = path.rfind("/")
             if i == -1:
                 root = node
                 continue
-            parent = tree.nodes.get(path[:i])
+            parent = nodes.get(path[:i])
             if parent is None:
                 raise ValueError(
                     f"Invalid Datatree, unable to find parent {path[:i]} of path {path}"
@@ -851,7 +864,7 @@ class DataTree:
             parent.add_child(path[i + 1 :])
             owner = node.ephemeralOwner
             if owner:
-                kind = tree._kind(owner)
+                kind = kind_of(owner)
                 if kind is EphemeralType.CONTAINER:
                     tree.containers.add(path)
                 elif kind is EphemeralType.TTL:
@@ -861,6 +874,13 @@ class DataTree:
                     if eph is None:
                         eph = tree.ephemerals[owner] = JavaStringSet(16)
                     eph.add(path)
+        tree._digest = total
+        for acl_id, n in uses.items():
+            if acl_id != -1 and acl_id not in tree.acl_cache._by_id:  # noqa: SLF001
+                log.info("Ignoring acl %d as it does not exist in the cache", acl_id)
+                continue
+            for _ in range(n):
+                tree.acl_cache.add_usage(acl_id)
         if root is not None:
             tree.nodes["/"] = root
         tree._data_size = tree.approximate_data_size()

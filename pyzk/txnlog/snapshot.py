@@ -296,7 +296,7 @@ def _node_records(
             raise Truncated(f"node {path} at offset {pos} runs past the end")
         t = unpack_tail(buf, pos)
         pos += tail_size
-        yield path, data, t[0], StatPersisted(*t[1:])
+        yield path, data, t[0], t[1:]
 
 
 def _check_seal(buf: bytes, pos: int) -> int:

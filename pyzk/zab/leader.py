@@ -98,19 +98,22 @@ class _SyncLimitCheck:
     """LearnerHandler.SyncLimitCheck: the age of the oldest unacked proposal.
 
     It tracks two proposals at most, as Apache does: the one being waited
-    for and the latest one sent after it.
+    for and the latest one sent after it. (Apache uses time 0 for "none";
+    None here, since the shell's clock may well start at 0.)
     """
 
     __slots__ = ("started", "cur_zxid", "cur_time", "next_zxid", "next_time")
 
     def __init__(self) -> None:
         self.started = False
-        self.cur_zxid = self.cur_time = self.next_zxid = self.next_time = 0
+        self.cur_zxid = self.next_zxid = 0
+        self.cur_time: float | None = None
+        self.next_time: float | None = None
 
     def update_proposal(self, zxid: int, now: float) -> None:
         if not self.started:
             return
-        if self.cur_time == 0:
+        if self.cur_time is None:
             self.cur_time, self.cur_zxid = now, zxid
         else:
             self.next_time, self.next_zxid = now, zxid
@@ -118,14 +121,14 @@ class _SyncLimitCheck:
     def update_ack(self, zxid: int) -> None:
         if self.cur_zxid == zxid:
             self.cur_time, self.cur_zxid = self.next_time, self.next_zxid
-            self.next_time = self.next_zxid = 0
+            self.next_time, self.next_zxid = None, 0
         elif self.next_zxid == zxid:
             log.warning("ACK for 0x%s received before ACK for 0x%s", hexz(zxid),
                         hexz(self.cur_zxid))
-            self.next_time = self.next_zxid = 0
+            self.next_time, self.next_zxid = None, 0
 
     def check(self, now: float, timeout_ms: int) -> bool:
-        return self.cur_time == 0 or now - self.cur_time < timeout_ms
+        return self.cur_time is None or now - self.cur_time < timeout_ms
 
 
 class _Handler:

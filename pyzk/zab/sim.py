@@ -284,8 +284,8 @@ class Simulation:
         for s in looking:
             if s.role != LOOKING:
                 continue
-            leader = next((l for l in self.servers.values() if l.role == LEADING
-                           and self._reachable(l.sid, s.sid)), None)
+            leader = next((x for x in self.servers.values() if x.role == LEADING
+                           and self._reachable(x.sid, s.sid)), None)
             if leader is not None:
                 self._follow(s, leader)
                 continue

@@ -23,11 +23,13 @@ def quorum(voters: int = 3, observers: int = 0) -> QuorumMaj:
 
 
 def leader(**kw) -> LeaderCore:  # type: ignore[no-untyped-def]
+    q = kw.pop("q", None) or quorum()
     args = dict(accepted_epoch=1, current_epoch=1, last_zxid=z(1, 2), now=0, tick_time=TICK,
                 init_limit=5, sync_limit=2,
-                committed=CommittedLog(10, [A.Entry(z(1, i), txn_bytes(z(1, i), b"")) for i in (1, 2)]))
+                committed=CommittedLog(10, [A.Entry(z(1, i), txn_bytes(z(1, i), b""))
+                                            for i in (1, 2)]))
     args.update(kw)
-    return LeaderCore(3, kw.pop("q", quorum()), **args)  # type: ignore[arg-type]
+    return LeaderCore(3, q, **args)  # type: ignore[arg-type]
 
 
 def sends(actions, peer=None) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
@@ -55,7 +57,7 @@ def establish(ld: LeaderCore, fol, peer="p1"):  # type: ignore[no-untyped-def]
             if isinstance(a, A.Send):
                 down += ld.on_packet(peer, a.packet)
         log += down
-        up = wire(down, fol)
+        up = wire([a for a in down if getattr(a, "peer", peer) == peer], fol)
         for a in list(up):
             if isinstance(a, A.LogTxn):
                 up += fol.on_logged(a.entry.zxid)
@@ -133,7 +135,7 @@ def test_full_establishment_diff_then_broadcast_commit_in_order() -> None:
 
 
 def test_trunc_and_snap_paths_of_the_follower() -> None:
-    ld = leader()
+    ld = leader(accepted_epoch=2, current_epoch=2)
     f = Follower(1, "L", accepted_epoch=1, current_epoch=1, last_logged_zxid=z(1, 9), now=0)
     acts = establish(ld, f)
     assert A.Truncate(z(1, 2)) in acts and f.sync_kind == "TRUNC"
@@ -159,7 +161,14 @@ def test_observer_gets_inform_and_does_not_count() -> None:
     acts = establish(ld, f)
     assert ld.established
     o_acts = wire([a for a in acts if isinstance(a, A.Send) and a.peer == "o"], ob)
-    assert sends(o_acts) == [(T.ACKEPOCH, z(1, 2)), (T.ACK, z(2, 0)), (T.ACK, z(2, 0))]
+    assert sends(o_acts) == [(T.ACKEPOCH, z(1, 2))]
+    down = ld.on_packet("o", o_acts[-1].packet)
+    assert sends(down) == [(T.DIFF, z(1, 2)), (T.NEWLEADER, z(2, 0))]
+    o_acts = wire(down, ob)
+    assert sends(o_acts) == [(T.ACK, z(2, 0))]  # no log to wait for: at once
+    down = ld.on_packet("o", o_acts[-1].packet)
+    assert sends(down) == [(T.UPTODATE, -1)]
+    assert sends(wire(down, ob)) == [(T.ACK, z(2, 0))] and ob.phase == "BROADCAST"
     e = A.Entry(z(2, 1), txn_bytes(z(2, 1), b"o"))
     out = ld.propose(e)
     assert sends(out, "o") == []  # no PROPOSAL to observers
@@ -195,7 +204,7 @@ def test_leader_pings_then_drops_a_silent_follower_and_loses_quorum() -> None:
 
 
 def test_unacked_proposal_past_sync_limit_drops_the_learner() -> None:
-    ld = leader(q=quorum(5))
+    ld = leader()
     fs = [Follower(i, "L", accepted_epoch=1, current_epoch=1, last_logged_zxid=z(1, 2), now=0)
           for i in (1, 2)]
     establish(ld, fs[0], "p1")

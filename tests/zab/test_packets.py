@@ -160,5 +160,6 @@ def test_scanner_needs_the_whole_body() -> None:
 
 
 def test_packet_to_string() -> None:
-    assert P.packet_to_string(P.revalidate_packet(5, 1)) == "REVALIDATE ffffffffffffffff  sessionid = 5"
+    text = P.packet_to_string(P.revalidate_packet(5, 1))
+    assert text == "REVALIDATE ffffffffffffffff  sessionid = 5"
     assert P.packet_to_string(QuorumPacket(99, 1, None, None)) == "UNKNOWN99 1 None"
