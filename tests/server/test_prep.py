@@ -123,8 +123,8 @@ def test_precalculated_digest_equals_tree_digest_after_apply() -> None:
         path = rng.choice(paths)
         sid = rng.choice([11, 12])
         if choice == 0:
-            r = p.prepare(sid, step, OpCode.create, _create(path, rng.choice([0, 1, 2]),
-                                                             b"d" * rng.randrange(5)), IP, zxid, step)
+            body = _create(path, rng.choice([0, 1, 2]), b"d" * rng.randrange(5))
+            r = p.prepare(sid, step, OpCode.create, body, IP, zxid, step)
         elif choice == 1:
             r = p.prepare(sid, step, OpCode.delete, R.DeleteRequest(path, -1).to_bytes(), IP,
                           zxid, step)
