@@ -10,6 +10,13 @@ if [ ! -f /usr/share/java/zookeeper.jar ]; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper zookeeper-bin
 fi
 
+# The data-tree tests compile a small Java oracle against Apache's jars.
+if ! command -v javac >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y default-jdk-headless
+fi
+
 python -m pip install -q -e '.[test]'
 
 ruff check .

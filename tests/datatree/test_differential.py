@@ -9,6 +9,7 @@ tree dumps (stats, data, ACL ids, children order, ephemerals, ACL cache).
 
 from __future__ import annotations
 
+import os
 import random
 from collections import defaultdict
 
@@ -34,6 +35,8 @@ from pyzk.jute.records import (
 
 from .datatree_oracle import JavaOracle, PyTreeRunner, java_available, txn_line
 
+if not java_available() and os.environ.get("PYZK_REQUIRE_REFERENCE") == "1":
+    raise RuntimeError("PYZK_REQUIRE_REFERENCE=1 but java/javac or Apache's jars are missing")
 pytestmark = pytest.mark.skipif(not java_available(), reason="needs java and Apache's jars")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,8 @@ from pyzk.jute.records import ACL, Id, QuorumPacket, SetACLTxn
 
 from .datatree_oracle import JavaOracle, java_available
 
+if not java_available() and os.environ.get("PYZK_REQUIRE_REFERENCE") == "1":
+    raise RuntimeError("PYZK_REQUIRE_REFERENCE=1 but java/javac or Apache's jars are missing")
 pytestmark = pytest.mark.skipif(not java_available(), reason="needs java and Apache's jars")
 _FAST = settings(max_examples=300, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])
