@@ -783,7 +783,8 @@ def _parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) ->
                         value,
                     )
                 else:
-                    log.info("zoo.cfg key %s=%s is accepted but not used by pyzk", key, value)
+                    shown = "******" if "password" in key.lower() else value
+                    log.info("zoo.cfg key %s=%s is accepted but not used by pyzk", key, shown)
 
     if values.get("quorum_server_require_sasl") and not values.get("quorum_enable_sasl"):
         raise ConfigError(

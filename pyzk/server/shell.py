@@ -111,6 +111,9 @@ class ServerShell:
         self.listeners.append(srv)
         addrs = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets)
         log.info("binding to port %s", addrs)
+        if getattr(cfg, "secure_client_port", None):
+            log.warning("secureClientPort=%s: TLS client connections are not supported yet; "
+                        "only clientPort is served", cfg.secure_client_port)
         self._schedule_expiry()
         self._schedule_containers()
         self._schedule_purge()
