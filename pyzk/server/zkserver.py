@@ -194,9 +194,10 @@ class ZooKeeperServer:
         req, pos = ConnectRequest.decode(frame, 0, self.maxbuf)
         self.stats.packets_received += 1
         count(self.stats, "connection_request_count")
+        # An old client sends no readOnly flag and gets none back. (A
+        # read-write server serves read-only clients too, so the flag's value
+        # does not matter here.)
         conn.old_client = pos >= len(frame)
-        read_only = frame[pos] != 0 if pos < len(frame) else False
-        del read_only  # a standalone server serves read-write clients too
         if req.lastZxidSeen > self.tree.last_processed_zxid:
             log.info(
                 "Refusing session request for client %s as it has seen zxid 0x%x our last "
