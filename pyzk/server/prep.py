@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING
 
 from pyzk.datatree import acl as aclmod
 from pyzk.datatree import quota
+from pyzk.datatree.ephemeral import (
+    CONTAINER_EPHEMERAL_OWNER,
+    EphemeralType,
+    ephemeral_type,
+    ttl_to_ephemeral_owner,
+    validate_ttl,
+)
 from pyzk.datatree.javacompat import JavaStringSet
 from pyzk.datatree.paths import BadPath, validate_path
 from pyzk.datatree.tree import DIGEST_VERSION, digest_term
@@ -57,11 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONTAINER_OWNER = -0x8000000000000000
-_EXT_MASK = -0x100000000000000  # 0xff00000000000000 as a signed long
-_RESERVED_MASK = 0x00FFFF0000000000
-TTL_MAX = ~(0xFF00000000000000 | _RESERVED_MASK) & 0xFFFFFFFFFFFFFFFF
-
 WRITE_OPS = frozenset({
     OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL,
     OpCode.delete, OpCode.deleteContainer, OpCode.setData, OpCode.setACL,
@@ -77,31 +79,6 @@ _MULTI_WRITE_OPS = frozenset({
 _MASK64 = (1 << 64) - 1
 
 _VALID_FLAGS = frozenset(int(m) for m in CreateMode)
-
-
-def ttl_owner(ttl: int) -> int:
-    """EphemeralType.TTL.toEphemeralOwner; ValueError if out of range."""
-    if ttl <= 0 or ttl > TTL_MAX:
-        raise ValueError(f"ttl must be positive and cannot be larger than: {TTL_MAX}")
-    return _EXT_MASK | ttl
-
-
-def ttl_value(owner: int) -> int:
-    """EphemeralType.TTL.getValue: the TTL in ms stored in an ephemeralOwner."""
-    if (owner & _EXT_MASK) != _EXT_MASK or (owner & _RESERVED_MASK):
-        return 0
-    return owner & TTL_MAX
-
-
-def ephemeral_kind(owner: int, extended: bool) -> str:
-    """EphemeralType.get: 'void', 'normal', 'container' or 'ttl'."""
-    if extended and (owner & _EXT_MASK) == _EXT_MASK:
-        if (owner & _RESERVED_MASK) >> 40 != 0:
-            raise ValueError(f"Invalid ephemeralOwner. [{owner & 0xFFFFFFFFFFFFFFFF:x}]")
-        return "ttl"
-    if owner == CONTAINER_OWNER:
-        return "container"
-    return "void" if owner == 0 else "normal"
 
 
 class ChangeRecord:
@@ -226,6 +203,12 @@ class Preparer:
 
     # -- checks ---------------------------------------------------------------
 
+    def _is_plain_ephemeral(self, owner: int) -> bool:
+        """EphemeralType.get(owner) == NORMAL (a session's ephemeral node). An
+        invalid extended owner raises, which fails the request with
+        MarshallingError as Apache's IllegalArgumentException does."""
+        return ephemeral_type(owner, self.extended_types) is EphemeralType.NORMAL
+
     def check_acl(self, acls: list[ACL] | None, perm: int, auth: list[Id]) -> None:
         if self.skip_acl:
             return
@@ -336,7 +319,7 @@ class Preparer:
             node = self.record_for(path)
             if node.child_count > 0:
                 raise KeeperError(Err.NOTEMPTY, path)
-            if ephemeral_kind(node.stat.ephemeralOwner, self.extended_types) == "normal":
+            if self._is_plain_ephemeral(node.stat.ephemeralOwner):
                 raise KeeperError(Err.BADVERSION, path)
             self._remove(zxid, self.record_for(parent_path), path)
             return DeleteTxn(path)
@@ -402,13 +385,10 @@ class Preparer:
         container = mode == CreateMode.CONTAINER
         if is_ttl and not self.extended_types:
             raise KeeperError(Err.UNIMPLEMENTED)
-        if is_ttl:
-            try:
-                ttl_owner(ttl)
-            except ValueError:
-                raise KeeperError(Err.BADARGUMENTS, path) from None
-        elif ttl >= 0:
-            raise KeeperError(Err.BADARGUMENTS, path)
+        try:
+            validate_ttl(is_ttl, ttl)
+        except ValueError:
+            raise KeeperError(Err.BADARGUMENTS, path) from None
         if path is None:
             raise KeeperError(Err.BADARGUMENTS, path)
         parent_path = self._parent(path)
@@ -425,7 +405,7 @@ class Preparer:
                 raise KeeperError(Err.NODEEXISTS, path)
         elif self.tree.get_node(path or "/") is not None:
             raise KeeperError(Err.NODEEXISTS, path)
-        if ephemeral_kind(parent.stat.ephemeralOwner, self.extended_types) == "normal":
+        if self._is_plain_ephemeral(parent.stat.ephemeralOwner):
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
         new_cversion = cversion + 1
         self._check_quota(path, None, rec.data, OpCode.create)
@@ -436,9 +416,9 @@ class Preparer:
         else:
             txn = CreateTxn(path, rec.data, acls, ephemeral, new_cversion)
         if container:
-            owner = CONTAINER_OWNER
+            owner = CONTAINER_EPHEMERAL_OWNER
         elif is_ttl:
-            owner = ttl_owner(ttl)
+            owner = ttl_to_ephemeral_owner(ttl)
         elif ephemeral:
             owner = hdr.clientId
         else:

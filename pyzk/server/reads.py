@@ -12,7 +12,7 @@ from pyzk.datatree.javacompat import java_string_hash
 from pyzk.datatree.paths import top_namespace
 from pyzk.datatree.watches import WatcherMode
 from pyzk.jute.codec import JuteError
-from pyzk.jute.constants import Err, EventType, OpCode, Perms, WatcherType
+from pyzk.jute.constants import Err, OpCode, Perms, WatcherType
 from pyzk.jute.multi import decode_multi_request, encode_multi_response
 from pyzk.jute.records import (
     ACL,
@@ -237,34 +237,10 @@ class Reads:
 
     def _set_watches(self, rel: int, data: list[str], exist: list[str], child: list[str],
                      persistent: list[str], recursive: list[str], watcher: Any) -> None:
-        tree = self.tree
-        for path in data or ():
-            node = tree.get_node(path)
-            if node is None:
-                watcher.send_event(EventType.NodeDeleted, path)
-            elif node.mzxid > rel:
-                watcher.send_event(EventType.NodeDataChanged, path)
-            else:
-                tree.data_watches.add_watch(path, watcher)
-        for path in exist or ():
-            if tree.get_node(path) is not None:
-                watcher.send_event(EventType.NodeCreated, path)
-            else:
-                tree.data_watches.add_watch(path, watcher)
-        for path in child or ():
-            node = tree.get_node(path)
-            if node is None:
-                watcher.send_event(EventType.NodeDeleted, path)
-            elif node.pzxid > rel:
-                watcher.send_event(EventType.NodeChildrenChanged, path)
-            else:
-                tree.child_watches.add_watch(path, watcher)
-        for path in persistent or ():
-            tree.child_watches.add_watch(path, watcher, WatcherMode.PERSISTENT)
-            tree.data_watches.add_watch(path, watcher, WatcherMode.PERSISTENT)
-        for path in recursive or ():
-            tree.child_watches.add_watch(path, watcher, WatcherMode.PERSISTENT_RECURSIVE)
-            tree.data_watches.add_watch(path, watcher, WatcherMode.PERSISTENT_RECURSIVE)
+        """Re-arm a reconnecting client's watches; changes it missed fire now."""
+        for etype, path in self.tree.set_watches(rel, data, exist, child, persistent,
+                                                 recursive, watcher):
+            watcher.send_event(etype, path)
 
     def set_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
                     out: bytearray) -> None:

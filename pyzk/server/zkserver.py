@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyzk.datatree import acl as aclmod
+from pyzk.datatree.ephemeral import ttl_of
 from pyzk.datatree.paths import top_namespace
 from pyzk.datatree.tree import DataTree
 from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError
@@ -41,7 +42,7 @@ from pyzk.jute.records import (
 )
 from pyzk.server.errors import KeeperError
 from pyzk.server.fourletter import LAST_OP_NAMES, count, observe
-from pyzk.server.prep import WRITE_OPS, Prepared, Preparer, ttl_value
+from pyzk.server.prep import WRITE_OPS, Prepared, Preparer
 from pyzk.server.reads import Reads
 from pyzk.server.sessions import SessionTracker
 
@@ -281,23 +282,28 @@ class ZooKeeperServer:
             conn.close()
             return
         if op in WRITE_OPS:
-            zxid = self.next_zxid()
-            if op == OpCode.closeSession:
-                prepared = self.prep.close_session(sid, xid, zxid, self.wall_ms())
-                self.sessions.set_closing(sid)
-            else:
-                prepared = self.prep.prepare(sid, xid, op, body, conn.auth, zxid,
-                                             self.wall_ms())
-            entry = Entry(conn, xid, op, body, prepared, now)
-            conn.inflight.append(entry)
-            stats.outstanding += 1
-            self.submit(entry)
+            self.write(conn, xid, op, body, now)
             return
         if conn.inflight:
             conn.inflight.append(Entry(conn, xid, op, body, None, now))
             stats.outstanding += 1
             return
         self._read(conn, xid, op, body, now)
+
+    def write(self, conn: Any, xid: int, op: int, body: bytes, now: float) -> None:
+        """A client's write: prepare it here and hand it to the log stage (an
+        ensemble's learner overrides this to forward it to the leader)."""
+        sid = conn.session_id
+        zxid = self.next_zxid()
+        if op == OpCode.closeSession:
+            prepared = self.prep.close_session(sid, xid, zxid, self.wall_ms())
+            self.sessions.set_closing(sid)
+        else:
+            prepared = self.prep.prepare(sid, xid, op, body, conn.auth, zxid, self.wall_ms())
+        entry = Entry(conn, xid, op, body, prepared, now)
+        conn.inflight.append(entry)
+        self.stats.outstanding += 1
+        self.submit(entry)
 
     def _read(self, conn: Any, xid: int, op: int, body: bytes, received: float) -> None:
         if op == OpCode.ping:
@@ -515,7 +521,7 @@ class ZooKeeperServer:
                 node = tree.get_node(path)
                 if node is None or node.children:
                     continue
-                ttl = ttl_value(node.ephemeralOwner)
+                ttl = ttl_of(node.ephemeralOwner)
                 if ttl and now - node.mtime > ttl:
                     out.append(path)
         return out

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pyzk.datatree.ephemeral import ttl_of, ttl_to_ephemeral_owner
 from pyzk.datatree.tree import DataTree
 from pyzk.jute import records as R
 from pyzk.jute.constants import CreateMode, Err, OpCode
-from pyzk.server.prep import Preparer, ttl_owner, ttl_value
+from pyzk.server.prep import Preparer
 
 OPEN = [R.ACL(31, R.Id("world", "anyone"))]
 IP = [R.Id("ip", "127.0.0.1")]
@@ -75,7 +76,7 @@ def test_ephemeral_parent_and_ttl_rules() -> None:
     assert p2.prepare(7, 3, OpCode.createTTL, ttl_req.to_bytes(), IP, 4, 0).err == 0
     zero = R.CreateTTLRequest("/t", b"", OPEN, CreateMode.PERSISTENT_WITH_TTL, 0)
     assert p2.prepare(7, 4, OpCode.createTTL, zero.to_bytes(), IP, 5, 0).err == Err.BADARGUMENTS
-    assert ttl_value(ttl_owner(12345)) == 12345
+    assert ttl_of(ttl_to_ephemeral_owner(12345)) == 12345
 
 
 def test_failed_multi_rolls_back_its_pending_changes() -> None:
