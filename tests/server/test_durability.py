@@ -161,3 +161,29 @@ def test_purge_keeps_retained_snapshots_and_their_logs(tmp_path) -> None:
         kids = c.call_reply(OpCode.getChildren, R.GetChildrenRequest("/", False)).decode()
         assert {f"p{i}" for i in range(120)} <= set(kids.children)
         c.close()
+
+
+def test_gzip_snapshots_written_and_read_by_both_servers(tmp_path) -> None:
+    flags = ["-Dzookeeper.snapshot.compression.method=gz"]
+    with PyzkServer(tmp_path, extra_cfg={"snapCount": "10"}, jvm_flags=flags) as srv:
+        c = connect(srv.host, srv.port)
+        for i in range(40):
+            assert c.call_reply(OpCode.create, R.CreateRequest(f"/g{i}", b"z" * i, OPEN, 0)).err == 0
+        before = _dump(c)
+        c.close()
+        port = srv.port
+    names = os.listdir(tmp_path / "version-2")
+    assert any(n.startswith("snapshot.") and n.endswith(".gz") for n in names), names
+    # Only the compressed snapshots may be left for a restart to use.
+    for n in names:
+        if n.startswith("snapshot.") and not n.endswith(".gz") and n != "snapshot.0":
+            (tmp_path / "version-2" / n).unlink()
+    with PyzkServer(tmp_path, port=port, jvm_flags=flags) as srv2:
+        c = connect(srv2.host, srv2.port)
+        assert _dump(c) == before
+        c.close()
+    require_reference()
+    with ApacheServer(tmp_path, port=port, jvm_flags=flags) as ap:
+        c = connect(ap.host, ap.port)
+        assert _dump(c) == before
+        c.close()
