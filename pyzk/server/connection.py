@@ -50,6 +50,12 @@ class ClientConnection(asyncio.Protocol):
         self.packets_sent = 0
         self.connected_at = 0
         self.last_zxid = 0
+        # Back-pressure: reading stops while the client does not read its
+        # replies (transport buffer full) or has too many requests in flight,
+        # so one greedy client cannot exhaust the server's memory.
+        self.write_paused = False
+        self.read_paused = False
+        self.max_inflight = max(1, int(getattr(shell.cfg, "global_outstanding_limit", 1000)))
 
     # -- asyncio callbacks ---------------------------------------------------------
 
@@ -112,6 +118,40 @@ class ClientConnection(asyncio.Protocol):
             return
         if pos:
             del buf[:pos]
+        if len(self.inflight) > self.max_inflight and not self.read_paused:
+            self._pause_reading()
+            self._watch_inflight()
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _maybe_resume_reading(self) -> None:
+        if (self.read_paused and not self.write_paused and not self.closed
+                and len(self.inflight) <= self.max_inflight // 2
+                and self.transport is not None):
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def _watch_inflight(self) -> None:
+        """Resume reading once the in-flight requests have drained."""
+        if self.closed or not self.read_paused:
+            return
+        self._maybe_resume_reading()
+        if self.read_paused and not self.write_paused:
+            self.shell.loop.call_later(0.001, self._watch_inflight)
+
+    def pause_writing(self) -> None:
+        # asyncio: the transport's write buffer passed its high-water mark.
+        self.write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._maybe_resume_reading()
+        if self.read_paused:
+            self._watch_inflight()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

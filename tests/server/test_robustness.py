@@ -126,3 +126,32 @@ def test_max_client_cnxns_per_ip(pyzk_server) -> None:
     for c in held:
         c.close()
     _healthy(pyzk_server).close()
+
+
+def test_client_that_does_not_read_cannot_exhaust_memory(pyzk_server) -> None:
+    """Back-pressure: while a client leaves its replies unread, the server
+    stops reading its requests; memory stays bounded and others are served."""
+    setup = _healthy(pyzk_server)
+    setup.call_reply(OpCode.create, R.CreateRequest("/big", b"b" * 50_000, OPEN, 0))
+    rss_before = pyzk_server.rss_bytes()
+    greedy = socket.create_connection((pyzk_server.host, pyzk_server.port))
+    hs = R.ConnectRequest(0, 0, 30000, 0, bytes(16)).to_bytes()
+    greedy.sendall(struct.pack(">i", len(hs)) + hs)
+    frame = struct.pack(">ii", 1, OpCode.getData) + R.GetDataRequest("/big", False).to_bytes()
+    one = struct.pack(">i", len(frame)) + frame
+    greedy.setblocking(False)
+    sent = 0
+    # Offer 20,000 requests (1 GB of replies); the kernel buffers fill and
+    # the server stops reading long before that.
+    try:
+        while sent < 20_000:
+            greedy.send(one * 100)
+            sent += 100
+    except BlockingIOError:
+        pass
+    other = _healthy(pyzk_server)  # still served
+    other.close()
+    grown = pyzk_server.rss_bytes() - rss_before
+    assert grown < 300 * 1024 * 1024, f"server grew by {grown >> 20} MB"
+    greedy.close()
+    setup.close()
