@@ -205,6 +205,8 @@ def test_lock_and_election(zk: KazooClient, zk2: KazooClient, root: str) -> None
     t = threading.Thread(target=e1.run, args=(won.set,), daemon=True)
     t.start()
     assert won.wait(WAIT)
+    t.join(WAIT)  # run() releases the election lock after the callback returns
+    assert not t.is_alive()
     assert Election(zk2, root + "/elect").contenders() == []  # released after run
 
 

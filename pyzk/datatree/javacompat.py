@@ -114,7 +114,7 @@ class JavaStringSet:
         if cap < 64 and len(h) >= 8:
             # a bucket that already holds 8 names makes a small table resize
             mask = cap - 1
-            b = _spread_of(name) & mask
+            b = self._spread_new(name) & mask
             if sum(1 for n in h if self._spread(n) & mask == b) >= 8:
                 cap <<= 1
         h[name] = -1  # hash computed lazily, when the order is asked for
@@ -124,6 +124,10 @@ class JavaStringSet:
         self._order = None
         self._encoded = None
         return True
+
+    def _spread_new(self, key: str) -> int:
+        """The spread hash of a key not yet in the set."""
+        return _spread_of(key)
 
     def _spread(self, name: str) -> int:
         sp = self._h[name]
@@ -156,7 +160,7 @@ class JavaStringSet:
         return iter(self.java_order())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, JavaStringSet):
+        if type(other) is JavaStringSet and type(self) is JavaStringSet:
             return self._h.keys() == other._h.keys()
         if isinstance(other, (set, frozenset)):
             return self._h.keys() == other
@@ -204,10 +208,120 @@ class JavaStringSet:
         out._cap = table_size_for(int(n / 0.75 + 1.0)) if n else 1
         out._h = {name: self._spread(name) for name in self.java_order()}
         out._order = None
+        out._encoded = None
         return out
 
 
-class _EmptyChildren(JavaStringSet):
+class ChildSet(JavaStringSet):
+    """A znode's children: a ``HashSet<String>`` of child *names* whose keys are
+    the children's full paths.
+
+    Every child path is already a key of ``DataTree.nodes``; keeping that very
+    string object here instead of a separate name string saves one str per
+    znode (about 50 bytes). Names are the keys with ``prefix`` (the parent's
+    path plus "/") cut off, and hashes and Java order are computed over names,
+    so the order is exactly a HashSet of names. `add`/`discard` take full
+    paths; membership (``in``), iteration, `java_order` and `encoded` speak
+    names, as the rest of the server expects.
+    """
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, prefix: str, initial_capacity: int = 8) -> None:
+        super().__init__(initial_capacity)
+        self._prefix = prefix
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def _spread_new(self, key: str) -> int:
+        return _spread_of(key[len(self._prefix) :])
+
+    def _spread(self, name: str) -> int:
+        sp = self._h[name]
+        if sp < 0:
+            sp = self._h[name] = _spread_of(name[len(self._prefix) :])
+        return sp
+
+    def adopt_bulk(self) -> None:
+        """Settle the table capacity after paths were stored straight into the
+        key dict (the snapshot loader does so to skip a method call per znode):
+        the capacity becomes what adding them one by one would have grown."""
+        h = self._h
+        n = len(h)
+        self._order = None
+        self._encoded = None
+        if n <= 48:  # small tables may have grown early for a crowded bucket
+            keys = list(h)
+            h.clear()
+            self._cap = 8
+            for k in keys:
+                self.add(k)
+            return
+        # Past 48 names the load factor alone decides (crowding stops at 64).
+        cap = 8
+        while n > (cap * 3) >> 2:
+            cap <<= 1
+        self._cap = cap
+
+    def has_path(self, path: str) -> bool:
+        return path in self._h
+
+    def paths(self) -> Iterable[str]:
+        """Child paths in no particular order (cheapest to walk)."""
+        return self._h.keys()
+
+    def path_order(self) -> list[str]:
+        """Child paths in the Java order of their names."""
+        return JavaStringSet.java_order(self)
+
+    def java_order(self) -> list[str]:
+        cut = len(self._prefix)
+        return [p[cut:] for p in JavaStringSet.java_order(self)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._prefix + name in self._h
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (JavaStringSet, set, frozenset)):
+            return set(self) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChildSet({self._prefix!r}, {self.java_order()!r})"
+
+    def encoded(self) -> tuple[bytes, int]:
+        enc = self._encoded
+        if enc is None:
+            order = JavaStringSet.java_order(self)
+            cut = len(self._prefix)
+            parts = [_INT.pack(len(order))]
+            total = 0
+            for path in order:
+                name = path[cut:]
+                b = name.encode("utf-8")
+                parts.append(_INT.pack(len(b)))
+                parts.append(b)
+                total += len(name)
+            enc = self._encoded = (b"".join(parts), total)
+        return enc
+
+    def clone(self) -> JavaStringSet:
+        """``HashSet.clone()`` of the names, as a plain JavaStringSet."""
+        out = JavaStringSet.__new__(JavaStringSet)
+        n = len(self._h)
+        out._cap = table_size_for(int(n / 0.75 + 1.0)) if n else 1
+        cut = len(self._prefix)
+        out._h = {p[cut:]: self._spread(p) for p in JavaStringSet.java_order(self)}
+        out._order = None
+        out._encoded = None
+        return out
+
+
+class _EmptyChildren(ChildSet):
     """The shared, immutable children set of every leaf (Apache's EMPTY_SET)."""
 
     __slots__ = ()
@@ -216,4 +330,4 @@ class _EmptyChildren(JavaStringSet):
         raise TypeError("the shared empty children set is immutable")
 
 
-EMPTY_CHILDREN: JavaStringSet = _EmptyChildren(8)
+EMPTY_CHILDREN: ChildSet = _EmptyChildren("", 8)

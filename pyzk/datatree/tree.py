@@ -16,10 +16,16 @@ or the four-letter words):
   ``TxnResult.err`` and are logged, never raised;
 * the tree digest is Apache 3.8's (version 2): the 64-bit wrapping sum of a
   CRC32 over path, data and stat of every node outside "/zookeeper/".
+
+Memory per znode is kept near Apache's JVM heap per znode: see `ZNode` for
+the packed layout; a node's children are kept by their full paths (the very
+str objects keying ``nodes``), so no name string is stored per znode; and no
+digest term is cached per node (it is recomputed around each change).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import struct
 import zlib
@@ -34,8 +40,8 @@ from pyzk.datatree.ephemeral import (
     ephemeral_type,
     ttl_to_ephemeral_owner,
 )
-from pyzk.datatree.javacompat import JavaStringSet
-from pyzk.datatree.node import ZNode
+from pyzk.datatree.javacompat import ChildSet, JavaStringSet
+from pyzk.datatree.node import STAT_SIZE, ZK_SUBTREE, ZNode, pack_stat
 from pyzk.datatree.quota import (
     LIMIT_NODE,
     PROC_ZOOKEEPER,
@@ -69,20 +75,21 @@ DIGEST_VERSION = 2
 DIGEST_LOG_INTERVAL = 128
 DIGEST_LOG_LIMIT = 1024
 STAT_OVERHEAD_BYTES = 6 * 8 + 5 * 4
-_ZK_SUBTREE = "/zookeeper/"
-_STAT60 = struct.Struct(">qqqqqiiiq")
+_ZERO_LONG = bytes(8)
+_LONG = struct.Struct(">q")
 
 
 def digest_term(path: str, data: bytes | None, stat: Any) -> int:
     """One node's term of the tree digest (Apache's DigestCalculator, version 2):
     CRC32 over path, data and the persisted stat fields; 0 under /zookeeper/.
-    ``stat`` is anything with StatPersisted's field names (a ZNode or a record),
-    so prep can precalculate digests from its change records."""
-    if path.startswith(_ZK_SUBTREE):
+    ``stat`` is anything with StatPersisted's field names (a record or a
+    ZNode), so prep can precalculate digests from its change records; for a
+    node in the tree `ZNode.digest_term` gives the same value faster."""
+    if path.startswith(ZK_SUBTREE):
         return 0
-    packed = _STAT60.pack(
-        stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime,
-        stat.version, stat.cversion, stat.aversion, stat.ephemeralOwner,
+    packed = pack_stat(
+        stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version, stat.cversion,
+        stat.aversion, stat.ephemeralOwner, stat.pzxid,
     )
     head = path.encode("utf-8") if path != "/" else b""
     if data:
@@ -179,37 +186,47 @@ class DataTree:
         root = ZNode(b"", -1)
         self._put("", root)
         self.nodes["/"] = root
-        root.add_child("zookeeper")
+        root.add_child("", PROC_ZOOKEEPER)
         proc = ZNode(b"", -1)
         self._put(PROC_ZOOKEEPER, proc)
-        proc.add_child("quota")
+        proc.add_child(PROC_ZOOKEEPER, QUOTA_ZOOKEEPER)
         self._put(QUOTA_ZOOKEEPER, ZNode(b"", -1))
         self._add_config_node()
         self._data_size = self.approximate_data_size()
 
     def _add_config_node(self) -> None:
-        self.nodes[PROC_ZOOKEEPER].add_child("config")
+        self.nodes[PROC_ZOOKEEPER].add_child(PROC_ZOOKEEPER, _CONFIG_ZOOKEEPER)
         self._put(_CONFIG_ZOOKEEPER, ZNode(b"", -1))
         # Access-controlled by default (ZOOKEEPER-2014); aversion becomes -1.
         self.set_acl(_CONFIG_ZOOKEEPER, read_acl_unsafe(), -1)
 
     # ------------------------------------------------------------ digest
 
+    # Apache caches each node's term (DataNode.digest) and refreshes it in
+    # postChange; here nothing is cached (it would cost an int per znode):
+    # every change is bracketed by _pre_change (drop the old term) and
+    # _post_change (add the new). Apache mutates a node without that bracket
+    # only in updateCountBytes, on quota stat nodes under /zookeeper/, whose
+    # term is always 0, so recomputing gives Apache's digests exactly.
+
     def _node_digest(self, path: str, node: ZNode) -> int:
-        return digest_term(path, node.data, node)
+        """``node``'s current term in the tree digest (what Apache has cached)."""
+        return node.digest_term(path)
 
     def _put(self, path: str, node: ZNode) -> None:
         self.nodes[path] = node
         if self.digest_enabled:
-            node.digest = d = self._node_digest(path, node)
-            self._digest += d
+            self._digest += node.digest_term(path)
+
+    def _pre_change(self, path: str, node: ZNode) -> None:
+        """Drop ``node``'s digest term before its stat or data change (preChange)."""
+        if self.digest_enabled:
+            self._digest -= node.digest_term(path)
 
     def _post_change(self, path: str, node: ZNode) -> None:
-        """Replace ``node``'s digest term after a change (preChange + postChange)."""
+        """Add ``node``'s new digest term after a change (postChange)."""
         if self.digest_enabled:
-            d = self._node_digest(path, node)
-            self._digest += d - node.digest
-            node.digest = d
+            self._digest += node.digest_term(path)
 
     def digest(self) -> int:
         """The tree digest as Apache's signed 64-bit long (0 when digests are disabled)."""
@@ -229,7 +246,7 @@ class DataTree:
         """Recomputed sum of path length + data length (the root counted under both keys)."""
         total = 0
         for path, node in self.nodes.items():
-            total += len(path) + (0 if node.data is None else len(node.data))
+            total += len(path) + node.data_length()
         return total
 
     def cached_approximate_data_size(self) -> int:
@@ -287,8 +304,7 @@ class DataTree:
         nodes = self.nodes
         while stack:
             p, n = stack.pop()
-            for name in n.children._h:  # noqa: SLF001 - order does not matter here
-                cp = p + "/" + name
+            for cp in n.children.paths():  # order does not matter here
                 child = nodes.get(cp)
                 yield cp
                 if child is not None and child.children:
@@ -422,20 +438,21 @@ class DataTree:
         # Apache counts the ACL use before the existence check (and so leaks
         # one reference on NodeExists); kept for identical snapshots.
         acl_id = self.acl_cache.convert_acls(acl)
-        if child_name in parent.children:
+        if parent.children.has_path(path):
             raise _KeeperError(Err.NODEEXISTS)
+        cversion = parent.cversion
         if parent_cversion == -1:
-            parent_cversion = parent.cversion + 1
-        if parent_cversion > parent.cversion:
-            parent.cversion = parent_cversion
-            parent.pzxid = zxid
+            parent_cversion = cversion + 1
+        if parent_cversion > cversion:
+            self._pre_change(parent_name, parent)
+            parent.set_cversion_pzxid(parent_cversion, zxid)
+            self._post_change(parent_name, parent)
         node = ZNode(data, acl_id, zxid, zxid, time, time, 0, 0, 0, ephemeral_owner, zxid)
-        parent.add_child(child_name)
-        self._post_change(parent_name, parent)
+        parent.add_child(parent_name, path)
         self._data_size += len(path) + (0 if data is None else len(data))
         old = nodes.get(path)
-        if old is not None and self.digest_enabled:
-            self._digest -= old.digest
+        if old is not None:
+            self._pre_change(path, old)
         self._put(path, node)
         if ephemeral_owner:
             kind = self._kind(ephemeral_owner)
@@ -484,18 +501,18 @@ class DataTree:
         parent = nodes.get(parent_name)
         if parent is None:
             raise _KeeperError(Err.NONODE)
-        parent.remove_child(child_name)
+        parent.remove_child(path)
         if zxid > parent.pzxid:
-            parent.pzxid = zxid
-        self._post_change(parent_name, parent)
+            self._pre_change(parent_name, parent)
+            parent.set_pzxid(zxid)
+            self._post_change(parent_name, parent)
         node = nodes.pop(path, None)
         if node is None:
             raise _KeeperError(Err.NONODE)
-        if self.digest_enabled:
-            self._digest -= node.digest
+        self._pre_change(path, node)
         self.acl_cache.remove_usage(node.acl)
-        data = node.data
-        self._data_size -= len(path) + (0 if data is None else len(data))
+        data_len = node.data_length()
+        self._data_size -= len(path) + data_len
         owner = node.ephemeralOwner
         if owner:
             kind = self._kind(owner)
@@ -515,7 +532,7 @@ class DataTree:
         if self.quota_trie:
             prefix = self.max_prefix_with_quota(path)
             if prefix is not None:
-                self._update_quota_stat(prefix, -(0 if data is None else len(data)), -1)
+                self._update_quota_stat(prefix, -data_len, -1)
         if events is not None and (self.data_watches._table or self.child_watches._table):  # noqa: SLF001
             processed = self.data_watches.trigger(path, _DELETED)
             for w in processed:
@@ -540,15 +557,12 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise _KeeperError(Err.NONODE)
-        last = node.data
-        node.data = data
-        node.mtime = time
-        node.mzxid = zxid
-        node.version = version
-        stat = node.stat(self.extended_types)
+        old_len = node.data_length()
+        self._pre_change(path, node)
+        node.set_data(data, zxid, time, version)
         self._post_change(path, node)
+        stat = node.stat(self.extended_types)
         new_len = 0 if data is None else len(data)
-        old_len = 0 if last is None else len(last)
         if self.quota_trie:
             prefix = self.max_prefix_with_quota(path)
             if prefix is not None:
@@ -565,10 +579,11 @@ class DataTree:
         if node is None:
             raise _KeeperError(Err.NONODE)
         self.acl_cache.remove_usage(node.acl)
-        node.aversion = version
+        self._pre_change(path, node)
+        node.set_aversion(version)
         node.acl = self.acl_cache.convert_acls(acl)
-        stat = node.stat(self.extended_types)
         self._post_change(path, node)
+        stat = node.stat(self.extended_types)
         return stat
 
     def set_cversion_pzxid(self, path: str, new_cversion: int, zxid: int) -> None:
@@ -581,8 +596,8 @@ class DataTree:
         if new_cversion == -1:
             new_cversion = node.cversion + 1
         if new_cversion > node.cversion:
-            node.cversion = new_cversion
-            node.pzxid = zxid
+            self._pre_change(path, node)
+            node.set_cversion_pzxid(new_cversion, zxid)
             self._post_change(path, node)
 
     def kill_session(
@@ -650,8 +665,8 @@ class DataTree:
             if n is None:
                 continue
             count += 1
-            size += 0 if n.data is None else len(n.data)
-            stack.extend(p + "/" + c for c in n.children._h)  # noqa: SLF001
+            size += n.data_length()
+            stack.extend(n.children.paths())
         return count, size
 
     def _update_quota_for_path(self, path: str) -> None:
@@ -664,6 +679,7 @@ class DataTree:
         if node is None:
             log.warning("Missing quota stat node %s", spath)
             return
+        self._pre_change(spath, node)
         node.data = st.to_bytes()
         self._post_change(spath, node)
 
@@ -687,7 +703,7 @@ class DataTree:
                     except ValueError:
                         log.error("Cannot track a quota for limit node %s", path)
                 continue
-            stack.extend(path + "/" + c for c in reversed(node.children.java_order()))
+            stack.extend(reversed(node.children.path_order()))
 
     # ------------------------------------------------------------ transactions
 
@@ -807,73 +823,81 @@ class DataTree:
         if root is None:
             return
         stack: list[tuple[str, ZNode]] = [("", root)]
-        nodes = self.nodes
+        get = self.nodes.get
+        pop = stack.pop
+        push = stack.append
         while stack:
-            path, node = stack.pop()
+            path, node = pop()
             yield path, node
-            kids = node.children.java_order()
-            for name in reversed(kids):
-                cp = path + "/" + name
-                child = nodes.get(cp)
-                if child is not None:
-                    stack.append((cp, child))
+            kids = node.children
+            if kids:  # most nodes are leaves
+                for cp in reversed(kids.path_order()):
+                    child = get(cp)
+                    if child is not None:
+                        push((cp, child))
 
     @classmethod
     def from_snapshot(
         cls,
         acl_entries: Iterable[tuple[int, list[ACL]]],
-        records: Iterable[tuple[str, bytes | None, int, StatPersisted]],
+        records: Iterable[tuple[str, bytes | None, int, StatPersisted | tuple[int, ...]]],
         *,
         digest_enabled: bool = True,
         extended_types: bool = False,
     ) -> DataTree:
-        """DataTree.deserialize: ``records`` are (path, data, acl id, StatPersisted)
-        in file order, the root first under path "". ValueError on an orphan."""
+        """DataTree.deserialize: ``records`` are (path, data, acl id, stat) in file
+        order, the root first under path "", ``stat`` a StatPersisted or the
+        9-tuple of its fields. ValueError on an orphan."""
+
+        def nodes() -> Iterator[tuple[str, ZNode]]:
+            for path, data, acl_id, sp in records:
+                if type(sp) is not tuple:
+                    sp = (sp.czxid, sp.mzxid, sp.ctime, sp.mtime, sp.version,  # type: ignore
+                          sp.cversion, sp.aversion, sp.ephemeralOwner, sp.pzxid)
+                yield path, ZNode(data, acl_id, *sp)
+
+        return cls.from_nodes(acl_entries, nodes(), digest_enabled=digest_enabled,
+                              extended_types=extended_types)
+
+    @classmethod
+    def from_nodes(
+        cls,
+        acl_entries: Iterable[tuple[int, list[ACL]]],
+        records: Iterable[tuple[str, ZNode]],
+        *,
+        digest_enabled: bool = True,
+        extended_types: bool = False,
+    ) -> DataTree:
+        """`from_snapshot` for records already made into (path, childless ZNode):
+        what the snapshot reader hands over, with no stat int ever made."""
         tree = cls(digest_enabled=digest_enabled, extended_types=extended_types)
         tree.acl_cache.load(acl_entries)
-        tree.nodes.clear()
-        tree.quota_trie.clear()
-        tree._digest = 0
-        root: ZNode | None = None
-        # The hot loop of a restart: one pass, locals only, ACL usages counted
-        # in bulk. ``sp`` is a StatPersisted or the 9-tuple of its fields.
         nodes = tree.nodes
-        digesting = tree.digest_enabled
-        total = 0
-        uses: dict[int, int] = {}
-        kind_of = tree._kind
-        for path, data, acl_id, sp in records:
-            if type(sp) is tuple:
-                node = ZNode(data, acl_id, *sp)
+        nodes.clear()
+        tree.quota_trie.clear()
+        # Every object made while loading stays alive and none is in a cycle,
+        # so the cyclic GC, which a million new znodes would trigger again and
+        # again over an ever larger heap, has nothing to find: it is paused
+        # for the load (a fifth of the time) and put back as it was.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            loaded = _link_nodes(nodes, records, tree.digest_enabled)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        root, total, size, uses, owned = loaded
+        for path, owner in owned:
+            kind = tree._kind(owner)
+            if kind is EphemeralType.CONTAINER:
+                tree.containers.add(path)
+            elif kind is EphemeralType.TTL:
+                tree.ttls.add(path)
             else:
-                node = ZNode.from_persisted(data, acl_id, sp)
-            nodes[path] = node
-            if digesting:
-                node.digest = d = digest_term(path, data, node)
-                total += d
-            uses[acl_id] = uses.get(acl_id, 0) + 1
-            i = path.rfind("/")
-            if i == -1:
-                root = node
-                continue
-            parent = nodes.get(path[:i])
-            if parent is None:
-                raise ValueError(
-                    f"Invalid Datatree, unable to find parent {path[:i]} of path {path}"
-                )
-            parent.add_child(path[i + 1 :])
-            owner = node.ephemeralOwner
-            if owner:
-                kind = kind_of(owner)
-                if kind is EphemeralType.CONTAINER:
-                    tree.containers.add(path)
-                elif kind is EphemeralType.TTL:
-                    tree.ttls.add(path)
-                else:
-                    eph = tree.ephemerals.get(owner)
-                    if eph is None:
-                        eph = tree.ephemerals[owner] = JavaStringSet(16)
-                    eph.add(path)
+                eph = tree.ephemerals.get(owner)
+                if eph is None:
+                    eph = tree.ephemerals[owner] = JavaStringSet(16)
+                eph.add(path)
         tree._digest = total
         for acl_id, n in uses.items():
             if acl_id != -1 and acl_id not in tree.acl_cache._by_id:  # noqa: SLF001
@@ -882,8 +906,9 @@ class DataTree:
             for _ in range(n):
                 tree.acl_cache.add_usage(acl_id)
         if root is not None:
-            tree.nodes["/"] = root
-        tree._data_size = tree.approximate_data_size()
+            nodes["/"] = root
+            size += 1 + root.data_length()
+        tree._data_size = size
         tree._setup_quota()
         tree.acl_cache.purge_unused()
         return tree
@@ -891,6 +916,78 @@ class DataTree:
     def dump_watch_summary(self) -> tuple[int, int, int]:
         """wchs counts: Apache reports the *data* watch manager only."""
         return self.data_watches.summary()
+
+
+def _link_nodes(
+    nodes: dict[str, ZNode], records: Iterable[tuple[str, ZNode]], digesting: bool
+) -> tuple[ZNode | None, int, int, dict[int, int], list[tuple[str, int]]]:
+    """The hot loop of a restart: put each record in ``nodes`` and under its
+    parent. Returns (root, digest sum, approximate data size without the "/"
+    alias, uses per ACL id, (path, ephemeralOwner) of owned nodes in order).
+
+    Records come depth-first, so the parent of a record is nearly always the
+    previous parent or the previous node: both are remembered, to skip slicing
+    and hashing the parent's path. Children are stored straight into their
+    sets' key dicts and the sets settled once at the end (`ChildSet.adopt_bulk`).
+    """
+    crc32 = zlib.crc32
+    zero_owner = _ZERO_LONG
+    total = 0
+    size = 0
+    uses: dict[int, int] = {}
+    root: ZNode | None = None
+    owned: list[tuple[str, int]] = []
+    p_prefix = "\0"  # no path starts with this
+    p_keys: dict[str, int] = {}
+    sets: list[ChildSet] = []
+    last_path = "\0"
+    last_node: ZNode | None = None
+    run_acl: int | None = None  # the ACL id of the current run of records
+    run = 0
+    for path, node in records:
+        nodes[path] = node
+        blob = node.blob
+        if digesting and not path.startswith(ZK_SUBTREE):
+            total += crc32(blob, crc32(path.encode("utf-8"))) if path else crc32(blob)
+        acl_id = node.acl
+        if acl_id == run_acl:  # ACL ids come in long runs: count them so
+            run += 1
+        else:
+            if run_acl is not None:
+                uses[run_acl] = uses.get(run_acl, 0) + run
+            run_acl = acl_id
+            run = 1
+        size += len(path) + len(blob)
+        if not (path.startswith(p_prefix) and path.find("/", len(p_prefix)) < 0):
+            i = path.rfind("/")
+            if i == -1:
+                root = node
+                continue
+            pp = path[:i]
+            if pp == last_path and last_node is not None:
+                parent = last_node
+            else:
+                parent = nodes.get(pp)
+                if parent is None:
+                    raise ValueError(
+                        f"Invalid Datatree, unable to find parent {pp} of path {path}"
+                    )
+            kids = parent.children
+            if kids.__class__ is not ChildSet:
+                kids = parent.children = ChildSet(pp + "/", 8)
+                sets.append(kids)
+            p_prefix = kids.prefix
+            p_keys = kids._h  # noqa: SLF001 - filled raw, settled by adopt_bulk
+        p_keys[path] = -1
+        last_path = path
+        last_node = node
+        if not blob.endswith(zero_owner):
+            owned.append((path, _LONG.unpack_from(blob, len(blob) - 8)[0]))
+    if run_acl is not None:
+        uses[run_acl] = uses.get(run_acl, 0) + run
+    for kids in sets:
+        kids.adopt_bulk()
+    return root, total, size - STAT_SIZE * len(nodes), uses, owned
 
 
 __all__ = ["DataTree", "TxnResult", "STANDARD"]

@@ -148,7 +148,7 @@ class QuorumCnxManager:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), CONNECT_TIMEOUT)
-            except (OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, OSError) as e:
                 log.debug("Cannot open channel to %d at election address %s:%d: %s",
                           sid, host, port, e)
                 return

@@ -20,11 +20,11 @@ def _event_loop_policy() -> None:
 
 def serve(cfg: Any) -> int:
     """Serve ``cfg`` (a pyzk.config.ServerConfig) until SIGTERM/SIGINT; exit code."""
-    from pyzk.server.shell import run_server
-
-    if not cfg.is_standalone():
-        log.error("ensembles (server.N lines with more than one voting member) are not "
-                  "supported yet; run a standalone server")
-        return 2
     _event_loop_policy()
-    return asyncio.run(run_server(cfg))
+    if cfg.is_standalone():
+        from pyzk.server.shell import run_server
+
+        return asyncio.run(run_server(cfg))
+    from pyzk.server.quorumshell import run_quorum_server
+
+    return asyncio.run(run_quorum_server(cfg))

@@ -151,7 +151,8 @@ class Preparer:
             if node is not None:
                 rec = ChangeRecord(-1, path, node.copy_stat(), len(node.children),
                                    self.tree.acl_cache.get(node.acl), node.data)
-                rec.node_digest = node.digest
+                if self.digest_enabled:
+                    rec.node_digest = node.digest_term(path)
         if rec is None or rec.stat is None:
             raise KeeperError(Err.NONODE, path)
         return rec
@@ -163,7 +164,7 @@ class Preparer:
                 before = prev.node_digest
             else:
                 node = self.tree.get_node(rec.path or "/")
-                before = node.digest if node is not None else 0
+                before = node.digest_term(rec.path) if node is not None else 0
             after = 0 if rec.stat is None else digest_term(rec.path, rec.data, rec.stat)
             rec.node_digest = after
             d = (self.current_digest() - before + after) & _MASK64

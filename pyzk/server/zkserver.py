@@ -214,10 +214,7 @@ class ZooKeeperServer:
             conn.session_id = sid
             self.sessions.add(sid, timeout, int(now))
             self.conn_by_session[sid] = conn
-            prepared = self.prep.create_session(sid, timeout, self.next_zxid(), self.wall_ms())
-            entry = Entry(conn, 0, OpCode.createSession, b"", prepared, now)
-            conn.inflight.append(entry)
-            self.submit(entry)
+            self.create_session(conn, sid, timeout, now)
             return
         sid = req.sessionId
         count(self.stats, "connection_revalidate_count")
@@ -233,6 +230,14 @@ class ZooKeeperServer:
         else:
             self.conn_by_session[sid] = conn
         self.finish_session_init(conn, valid)
+
+    def create_session(self, conn: Any, sid: int, timeout: int, now: float) -> None:
+        """A new session's createSession txn, answered with the ConnectResponse
+        once it is applied (a learner overrides this to forward it)."""
+        prepared = self.prep.create_session(sid, timeout, self.next_zxid(), self.wall_ms())
+        entry = Entry(conn, 0, OpCode.createSession, b"", prepared, now)
+        conn.inflight.append(entry)
+        self.submit(entry)
 
     def finish_session_init(self, conn: Any, valid: bool) -> None:
         sid = conn.session_id

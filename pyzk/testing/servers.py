@@ -152,8 +152,10 @@ class ServerProcess:
         port: int | None = None,
         extra_cfg: dict[str, str] | None = None,
         jvm_flags: list[str] | None = None,
+        myid: int | None = None,
     ) -> None:
         self.host = "127.0.0.1"
+        self.myid = myid
         self.data_dir = Path(data_dir).resolve()
         self.port = port if port is not None else free_port(self.host)
         self.extra_cfg = dict(extra_cfg or {})
@@ -198,8 +200,13 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         text = "".join(f"{k}={v}\n" for k, v in self.config().items())
         self.cfg_path.write_text(text)
+        if self.myid is not None:
+            (self.data_dir / "myid").write_text(f"{self.myid}\n")
 
-    def start(self, timeout: float = READY_TIMEOUT) -> None:
+    def start(self, timeout: float = READY_TIMEOUT, *, wait: bool = True) -> None:
+        """Launch the server; unless ``wait`` is false, return once it serves
+        (an ensemble member serves only once a quorum formed: start them all
+        with ``wait=False``, then :meth:`wait_ready` each)."""
         if self.running():
             raise ServerError(f"{self.kind} already running (pid {self.pid})")
         self.write_config()
@@ -216,6 +223,8 @@ class ServerProcess:
             start_new_session=True,
         )
         log.info("%s started pid %d on %s", self.kind, self._proc.pid, self.address)
+        if not wait:
+            return
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -368,3 +377,96 @@ class PyzkServer(ServerProcess):
 
 
 SERVER_CLASSES: dict[str, type[ServerProcess]] = {"apache": ApacheServer, "pyzk": PyzkServer}
+
+
+class Ensemble:
+    """Several servers (Apache, pyzk or a mix) configured as one ensemble on loopback.
+
+    ``kinds`` maps each sid to "apache" or "pyzk"; ``observers`` are sids with
+    the ``:observer`` role. Every member gets free client, quorum and election
+    ports, a ``myid`` file and the same ``server.N`` lines, so a member can be
+    killed and started again on the same ports and data directory.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | Path,
+        kinds: dict[int, str],
+        *,
+        observers: tuple[int, ...] = (),
+        tick_time: int = 200,
+        init_limit: int = 10,
+        sync_limit: int = 5,
+        extra_cfg: dict[str, str] | None = None,
+    ) -> None:
+        self.base_dir = Path(base_dir)
+        self.kinds = dict(kinds)
+        ports = {sid: (free_port(), free_port(), free_port()) for sid in kinds}
+        self.quorum_ports = {sid: p[1] for sid, p in ports.items()}
+        self.election_ports = {sid: p[2] for sid, p in ports.items()}
+        lines = {}
+        for sid, (_c, q, e) in ports.items():
+            role = ":observer" if sid in observers else ""
+            lines[f"server.{sid}"] = f"127.0.0.1:{q}:{e}{role}"
+        self.servers: dict[int, ServerProcess] = {}
+        for sid, kind in kinds.items():
+            cfg = {"tickTime": str(tick_time), "initLimit": str(init_limit),
+                   "syncLimit": str(sync_limit), **lines, **(extra_cfg or {})}
+            if sid in observers:
+                cfg["peerType"] = "observer"
+            cls = SERVER_CLASSES[kind]
+            self.servers[sid] = cls(self.base_dir / f"{kind}{sid}", port=ports[sid][0],
+                                    extra_cfg=cfg, myid=sid)
+
+    def __getitem__(self, sid: int) -> ServerProcess:
+        return self.servers[sid]
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Launch every member, then wait until each serves clients."""
+        for s in self.servers.values():
+            s.start(timeout, wait=False)
+        try:
+            for s in self.servers.values():
+                s.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for s in self.servers.values():
+            s.stop()
+
+    def hosts(self, sids: list[int] | None = None) -> str:
+        """A client connect string for ``sids`` (default: every member)."""
+        return ",".join(self.servers[s].address for s in (sids or list(self.servers)))
+
+    def mode(self, sid: int) -> str | None:
+        """The ``Mode:`` srvr reports, None when not serving or not reachable."""
+        try:
+            text = self.servers[sid].four_letter("srvr")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("Mode: "):
+                return line[6:]
+        return None
+
+    def wait_leader(self, timeout: float = 30.0, among: list[int] | None = None) -> int:
+        """The sid that reports ``Mode: leader`` once every running member serves."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [s for s in (among or list(self.servers)) if self.servers[s].running()]
+            modes = {s: self.mode(s) for s in running}
+            leaders = [s for s, m in modes.items() if m == "leader"]
+            if len(leaders) == 1 and all(m is not None for m in modes.values()):
+                return leaders[0]
+            if time.monotonic() > deadline:
+                raise ServerError(f"no single leader after {timeout}s: {modes}")
+            time.sleep(0.05)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pyzk.datatree.javacompat import java_spread, table_size_for
+from pyzk.datatree.javacompat import EMPTY_CHILDREN, java_spread, table_size_for
+from pyzk.datatree.node import STAT_SIZE, ZNode
 from pyzk.datatree.tree import DIGEST_VERSION, DataTree
 from pyzk.jute.codec import JuteError, Truncated, read_buffer, read_ustring
-from pyzk.jute.records import ACL, FileHeader, StatPersisted
+from pyzk.jute.records import ACL, FileHeader
 from pyzk.txnlog.files import (
     SNAPSHOT_PREFIX,
     fsync_dir,
@@ -182,27 +183,33 @@ def serialize_snapshot(
         out += _ACL_HEAD.pack(acl_id, len(acl_list))
         for a in acl_list:
             a.encode(out)
-    pack_tail = _NODE_TAIL.pack
+    pack_long = _LONG.pack
     pack_int = _INT.pack
+    # Per node: eight pieces gathered in a list and joined once per ~1 MiB,
+    # cheaper than appending each to the bytearray.
+    parts: list[bytes] = []
+    add = parts.extend
+    pending = 0
     n = 0
     for path, node in tree.walk():
         p = path.encode("utf-8")
-        out += pack_int(len(p))
-        out += p
-        data = node.data
-        if data is None:
-            out += _NULL
-        else:
-            out += pack_int(len(data))
-            out += data
-        out += pack_tail(
-            node.acl, node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
-            node.cversion, node.aversion, node.ephemeralOwner, node.pzxid,
-        )
+        # the blob is the data, then the stat in digest order: czxid mzxid,
+        # pzxid, ctime..ephemeralOwner; StatPersisted puts pzxid last
+        blob = node.blob
+        cut = len(blob) - STAT_SIZE
+        add((pack_int(len(p)), p,
+             pack_int(cut) if cut or node.data is not None else _NULL, blob[:cut],
+             pack_long(node.acl),
+             blob[cut : cut + 16], blob[cut + 24 :], blob[cut + 16 : cut + 24]))
         n += 1
-        if len(out) >= _CHUNK:
+        pending += cut + len(p)
+        if pending >= _CHUNK:
+            out += b"".join(parts)
+            parts.clear()
+            pending = 0
             w.spill()
             out = w.buf
+    out += b"".join(parts)
     _write_str(out, "/")
     w.seal()
     if digest is True:
@@ -270,15 +277,31 @@ def _read_stream(path: Path) -> bytes:
 
 def _node_records(
     buf: bytes, pos: int, end_out: list[int]
-) -> Iterator[tuple[str, bytes | None, int, StatPersisted]]:
-    """Parse nodes until the "/" marker; leaves the position after it in end_out[0]."""
+) -> Iterator[tuple[str, ZNode]]:
+    """Parse nodes until the "/" marker; leaves the position after it in end_out[0].
+
+    Each record is (path, ZNode). A node's blob (data, then the stat in
+    digest order) is cut straight out of the file: the data, czxid and
+    mzxid, pzxid moved up from the end, then the rest, so no int is made for
+    the stat."""
     size = len(buf)
     unpack_int = _INT.unpack_from
-    unpack_tail = _NODE_TAIL.unpack_from
+    unpack_long = _LONG.unpack_from
     tail_size = _NODE_TAIL.size
     maxbuf = SNAP_MAX_BUFFER
+    from_blob = ZNode.from_blob
+    join = b"".join
+    new = object.__new__
+    znode = ZNode
+    leaf = EMPTY_CHILDREN
     while True:
-        path, pos = read_ustring(buf, pos, maxbuf)
+        n = unpack_int(buf, pos)[0] if pos + 4 <= size else -2
+        if n >= 0 and pos + 4 + n <= size:
+            # Java decodes malformed UTF-8 with replacement characters
+            path = buf[pos + 4 : pos + 4 + n].decode("utf-8", "replace")
+            pos += 4 + n
+        else:
+            path, pos = read_ustring(buf, pos, maxbuf)
         if path == "/":
             end_out[0] = pos
             return
@@ -287,16 +310,25 @@ def _node_records(
         if pos + 4 > size:
             raise Truncated(f"node data at offset {pos} runs past the end")
         n = unpack_int(buf, pos)[0]
-        if n >= 0 and pos + 4 + n <= size:
-            data: bytes | None = buf[pos + 4 : pos + 4 + n]
-            pos += 4 + n
-        else:
-            data, pos = read_buffer(buf, pos, maxbuf)
+        if n >= 0 and pos + 4 + n + tail_size <= size:
+            d = pos + 4
+            pos = d + n
+            node = new(znode)  # ZNode.from_blob, inlined: this runs per znode
+            node.blob = join((buf[d:pos], buf[pos + 8 : pos + 24], buf[pos + 60 : pos + 68],
+                              buf[pos + 24 : pos + 60]))
+            node.acl = unpack_long(buf, pos)[0]
+            node.children = leaf
+            yield path, node
+            pos += tail_size
+            continue
+        data, pos = read_buffer(buf, pos, maxbuf)
         if pos + tail_size > size:
             raise Truncated(f"node {path} at offset {pos} runs past the end")
-        t = unpack_tail(buf, pos)
+        st = join((buf[pos + 8 : pos + 24], buf[pos + 60 : pos + 68], buf[pos + 24 : pos + 60]))
+        acl = unpack_long(buf, pos)[0]
         pos += tail_size
-        yield path, data, t[0], t[1:]
+        yield path, (from_blob(st, acl, True) if data is None
+                     else from_blob(join((data, st)), acl))
 
 
 def _check_seal(buf: bytes, pos: int) -> int:
@@ -351,7 +383,7 @@ def parse_snapshot(
             acl_entries.append((acl_id, acls))
         end = [0]
         try:
-            tree = DataTree.from_snapshot(
+            tree = DataTree.from_nodes(
                 acl_entries, _node_records(buf, pos, end),
                 digest_enabled=digest_enabled, extended_types=extended_types,
             )

@@ -168,7 +168,8 @@ def test_gzip_snapshots_written_and_read_by_both_servers(tmp_path) -> None:
     with PyzkServer(tmp_path, extra_cfg={"snapCount": "10"}, jvm_flags=flags) as srv:
         c = connect(srv.host, srv.port)
         for i in range(40):
-            assert c.call_reply(OpCode.create, R.CreateRequest(f"/g{i}", b"z" * i, OPEN, 0)).err == 0
+            r = c.call_reply(OpCode.create, R.CreateRequest(f"/g{i}", b"z" * i, OPEN, 0))
+            assert r.err == 0
         before = _dump(c)
         c.close()
         port = srv.port

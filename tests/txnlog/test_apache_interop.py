@@ -140,8 +140,8 @@ def _node_section(b: bytes) -> tuple[bytes, list[bytes]]:
     pos = snap_pos
     end = [0]
     it = _node_records(b, pos, end)
-    for path, data, _acl, _st in it:
-        n = 4 + len(path.encode()) + 4 + (0 if data is None else len(data)) + 68
+    for path, node in it:
+        n = 4 + len(path.encode()) + 4 + node.data_length() + 68
         recs.append(b[pos : pos + n])
         pos += n
     return b[:snap_pos], recs

@@ -1,0 +1,102 @@
+"""Three-server ensembles, pyzk against Apache ZooKeeper 3.8, in one run.
+
+For each kind (alternating, ``--rounds`` times) it starts a fresh ensemble
+of three servers on loopback and measures:
+
+* write throughput: the ``set`` workload (100% setData, fsync on) driven
+  through the leader, and through a follower (every write is then forwarded
+  to the leader, proposed, acked and committed);
+* election time after leader loss: the leader is killed with SIGKILL and the
+  clock runs until a surviving member serves a new session again (the time a
+  client waits), and until both survivors report a mode (the ensemble is whole).
+
+Run: ``python -m benchmarks.ensemble [--duration 5] [--rounds 2]``. Numbers
+on a 2-core machine are noisy (+-25%): compare the two columns of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.loadgen import run_workload
+from pyzk.testing.servers import Ensemble, apache_available, probe_handshake
+
+
+def _serves(ens: Ensemble, sid: int) -> bool:
+    try:
+        probe_handshake(ens[sid].host, ens[sid].port, timeout=0.5)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def measure(kind: str, base: Path, duration: float, warmup: float, tick: int) -> dict[str, float]:
+    ens = Ensemble(base / kind, {1: kind, 2: kind, 3: kind}, tick_time=tick,
+                   extra_cfg={"maxSessionTimeout": "60000"})
+    ens.start(90)
+    out: dict[str, float] = {}
+    try:
+        leader = ens.wait_leader(60)
+        follower = min(s for s in ens.servers if s != leader)
+        for name, sid in (("writes/s via leader", leader), ("writes/s via follower", follower)):
+            r = run_workload("127.0.0.1", ens[sid].port, "set", connections=8, window=16,
+                             processes=2, duration=duration, warmup=warmup)
+            out[name] = r.rate
+            out[name.replace("writes/s", "p99 ms")] = r.p(99) * 1000.0
+        survivors = [s for s in ens.servers if s != leader]
+        t0 = time.monotonic()
+        ens[leader].kill()
+        while not any(_serves(ens, s) for s in survivors):
+            time.sleep(0.002)
+        out["failover ms (first survivor serves)"] = (time.monotonic() - t0) * 1000.0
+        ens.wait_leader(60, among=survivors)
+        while not all(_serves(ens, s) for s in survivors):
+            time.sleep(0.002)
+        out["failover ms (both survivors serve)"] = (time.monotonic() - t0) * 1000.0
+    finally:
+        ens.stop()
+        shutil.rmtree(base / kind, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--tick", type=int, default=2000, help="tickTime (ms) of both ensembles")
+    ap.add_argument("--kinds", default="apache,pyzk")
+    args = ap.parse_args(argv)
+    kinds = [k for k in args.kinds.split(",") if k]
+    if "apache" in kinds and not apache_available():
+        print("Apache ZooKeeper is not installed; measuring pyzk only", file=sys.stderr)
+        kinds = [k for k in kinds if k != "apache"]
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+    with tempfile.TemporaryDirectory(prefix="pyzk-ensemble-bench-") as tmp:
+        for rnd in range(args.rounds):
+            for kind in kinds if rnd % 2 == 0 else list(reversed(kinds)):
+                r = measure(kind, Path(tmp), args.duration, args.warmup, args.tick)
+                print(f"round {rnd + 1} {kind}: " + ", ".join(f"{k} {v:,.0f}"
+                                                             for k, v in r.items()), flush=True)
+                results[kind].append(r)
+    metrics = list(next(iter(results.values()))[0]) if results and kinds else []
+    print()
+    print(f"{'median of ' + str(args.rounds) + ' rounds':40}" + "".join(f"{k:>12}" for k in kinds)
+          + ("       ratio" if len(kinds) == 2 else ""))
+    for m in metrics:
+        vals = [statistics.median(r[m] for r in results[k]) for k in kinds]
+        line = f"{m:40}" + "".join(f"{v:>12,.0f}" for v in vals)
+        if len(kinds) == 2 and vals[0]:
+            line += f"{vals[1] / vals[0]:>12.2f}"
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

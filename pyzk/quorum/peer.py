@@ -1,0 +1,227 @@
+"""QuorumPeer: the election shell and the LOOKING -> role -> LOOKING loop.
+
+The peer owns the election port (:class:`QuorumCnxManager`), feeds the FLE
+core (pyzk.quorum.election) with what arrives and with its timer, and keeps
+answering other servers' notifications for as long as it runs, as Apache's
+WorkerReceiver does while a server leads or follows. What a role does is not
+its business: when an election ends it awaits ``host.run_role(decision)``
+and, once that returns, looks for a leader again with the database state the
+host reports.
+
+It also owns the ``acceptedEpoch``/``currentEpoch`` files (QuorumPeer's
+loadDataBase checks and writeLongToFile), so the Zab roles persist epochs
+through :meth:`QuorumPeer.persist_epoch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from pyzk.quorum.cnxmanager import QuorumCnxManager
+from pyzk.quorum.election import (
+    CancelTimer,
+    ConnectAll,
+    Decided,
+    FastLeaderElection,
+    NewerConfig,
+    Send,
+    ServerState,
+    SetTimer,
+)
+from pyzk.quorum.verifier import QuorumMaj
+from pyzk.quorum.wire import ElectionWireError, decode_notification, encode_notification
+from pyzk.txnlog.recovery import (
+    ACCEPTED_EPOCH,
+    CURRENT_EPOCH,
+    RecoveryError,
+    read_epochs,
+    write_accepted_epoch,
+    write_current_epoch,
+)
+from pyzk.zab.zxid import epoch_of
+
+log = logging.getLogger(__name__)
+
+
+class RoleHost(Protocol):
+    """What the peer needs from the server that plays the roles."""
+
+    async def prepare_election(self) -> int:
+        """Stop serving, (re)load the database; return its last zxid."""
+        ...
+
+    def run_role(self, decision: Decided) -> Awaitable[None]:
+        """Lead, follow or observe until the role ends."""
+        ...
+
+
+def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int]:
+    """(acceptedEpoch, currentEpoch) as QuorumPeer.loadDataBase settles them.
+
+    A missing file is created from the epoch of the last zxid; an epoch file
+    behind the log, or an accepted epoch behind the current one, refuses to
+    start (Apache throws the same IOExceptions).
+    """
+    accepted, current = read_epochs(data_dir)
+    zxid_epoch = epoch_of(last_zxid) if last_zxid > 0 else 0
+    if current is None:
+        current = zxid_epoch
+        log.info("%s not found! Creating with a reasonable default of %d. This should only "
+                 "happen when you are upgrading your installation", CURRENT_EPOCH, current)
+        write_current_epoch(data_dir, current)
+    if zxid_epoch > current:
+        raise RecoveryError(f"The current epoch, {current:x}, is older than the last zxid, "
+                            f"{last_zxid:x}")
+    if accepted is None:
+        accepted = zxid_epoch
+        log.info("%s not found! Creating with a reasonable default of %d. This should only "
+                 "happen when you are upgrading your installation", ACCEPTED_EPOCH, accepted)
+        write_accepted_epoch(data_dir, accepted)
+    if accepted < current:
+        raise RecoveryError(f"The accepted epoch, {accepted:x} is less than the current "
+                            f"epoch, {current:x}")
+    return accepted, current
+
+
+class QuorumPeer:
+    """One ensemble member's election and role loop (cfg: pyzk.config.ServerConfig)."""
+
+    def __init__(self, cfg: Any, host: RoleHost, *, finalize_wait: int | None = None) -> None:
+        if cfg.my_id is None or cfg.my_id not in cfg.servers:
+            raise ValueError(f"myid {cfg.my_id} is not among the server.N lines")
+        self.cfg = cfg
+        self.host = host
+        self.my_id: int = cfg.my_id
+        self.verifier = QuorumMaj.from_config(cfg)
+        self.data_dir = cfg.data_dir
+        kw: dict[str, int] = {}
+        if finalize_wait is not None:
+            kw["finalize_wait"] = finalize_wait
+        self.fle = FastLeaderElection(self.my_id, self.verifier, learner_type=cfg.peer_type,
+                                      **kw)
+        me = cfg.servers[self.my_id]
+        peers = {sid: (s.host, s.election_port) for sid, s in cfg.servers.items()}
+        self.cnx = QuorumCnxManager(self.my_id, (me.host, me.election_port), peers,
+                                    self._on_message)
+        self.state = ServerState.LOOKING
+        self.accepted_epoch = 0
+        self.current_epoch = 0
+        self.leader_id: int | None = None
+        self.election_started = 0.0
+        self.last_election_ms = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._decided: asyncio.Future[Decided] | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ epochs
+
+    def persist_epoch(self, name: str, epoch: int) -> None:
+        """Write ``acceptedEpoch`` or ``currentEpoch`` durably (fsynced) now."""
+        if name == ACCEPTED_EPOCH:
+            write_accepted_epoch(self.data_dir, epoch)
+            self.accepted_epoch = epoch
+        elif name == CURRENT_EPOCH:
+            write_current_epoch(self.data_dir, epoch)
+            self.current_epoch = epoch
+        else:
+            raise ValueError(f"unknown epoch file {name!r}")
+
+    def established(self, epoch: int) -> None:
+        """The role started serving in ``epoch`` (QuorumPeer.updateElectionVote)."""
+        self.fle.update_peer_epoch(epoch)
+
+    @property
+    def state_name(self) -> str:
+        """What srvr/mntr call this state (QuorumPeer.getServerState)."""
+        return {ServerState.LOOKING: "leaderelection", ServerState.FOLLOWING: "follower",
+                ServerState.LEADING: "leader", ServerState.OBSERVING: "observer"}[self.state]
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self) -> None:
+        """Elect, play the role, elect again, until :meth:`stop`."""
+        await self.cnx.start()
+        try:
+            while not self._stopping:
+                self.state = ServerState.LOOKING
+                self.fle.state = ServerState.LOOKING
+                last_zxid = await self.host.prepare_election()
+                self.accepted_epoch, self.current_epoch = load_epochs(self.data_dir, last_zxid)
+                if self._stopping:
+                    break
+                decision = await self._elect(last_zxid)
+                if decision is None:
+                    break
+                self.state = decision.state
+                self.leader_id = decision.vote.leader
+                await self.host.run_role(decision)
+                self.leader_id = None
+        finally:
+            self._cancel_timer()
+            await self.cnx.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._decided is not None and not self._decided.done():
+            self._decided.cancel()
+
+    async def _elect(self, last_zxid: int) -> Decided | None:
+        loop = asyncio.get_running_loop()
+        self._decided = loop.create_future()
+        self.election_started = time.monotonic()
+        log.info("LOOKING: my id %d, last zxid 0x%x, current epoch %d", self.my_id, last_zxid,
+                 self.current_epoch)
+        self._apply(self.fle.start(last_zxid, self.current_epoch))
+        try:
+            decision = await self._decided
+        except asyncio.CancelledError:
+            if self._stopping:
+                return None
+            raise
+        self.last_election_ms = (time.monotonic() - self.election_started) * 1000.0
+        log.info("Election took %.0f ms: %s of %d", self.last_election_ms,
+                 decision.state.name, decision.vote.leader)
+        return decision
+
+    # ------------------------------------------------------------------ the core's actions
+
+    def _on_message(self, sid: int, payload: bytes) -> None:
+        try:
+            n = decode_notification(payload)
+        except ElectionWireError as e:
+            log.warning("Dropping a bad notification from %d: %s", sid, e)
+            return
+        self._apply(self.fle.receive(sid, n))
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._apply(self.fle.timeout(have_delivered=self.cnx.have_delivered()))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _apply(self, actions: list[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for a in actions:
+            if isinstance(a, Send):
+                self.cnx.send(a.to, encode_notification(a.notification))
+            elif isinstance(a, SetTimer):
+                self._cancel_timer()
+                self._timer = loop.call_later(a.delay_ms / 1000.0, self._fire)
+            elif isinstance(a, CancelTimer):
+                self._cancel_timer()
+            elif isinstance(a, ConnectAll):
+                self.cnx.connect_all(self.fle.voters())
+            elif isinstance(a, Decided):
+                if self._decided is not None and not self._decided.done():
+                    self._decided.set_result(a)
+            elif isinstance(a, NewerConfig):
+                log.warning("Server %d has a newer configuration (version %x); dynamic "
+                            "reconfiguration is not supported, keeping ours",
+                            a.from_sid, a.verifier.version)

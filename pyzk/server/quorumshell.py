@@ -1,0 +1,226 @@
+"""An ensemble member's process: client port, election, and the current role.
+
+The client port opens at start, as Apache's connection factory does before
+the first election; while no role is established a client is disconnected
+right after its ConnectRequest and srvr/stat/mntr answer "not currently
+serving". The :class:`~pyzk.quorum.peer.QuorumPeer` elects, this shell plays
+the role it is given (pyzk.server.roles) and, when the role ends, reloads the
+database from disk for the next election.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+from pyzk.quorum.election import Decided, ServerState
+from pyzk.quorum.peer import QuorumPeer
+from pyzk.server.connection import ClientConnection
+from pyzk.server.fourletter import FOUR_LETTER_WORDS, FourLetterWords
+from pyzk.server.roles import LeaderRole, LearnerRole
+from pyzk.server.roleservers import RoleServer
+from pyzk.server.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class QuorumFourLetterWords(FourLetterWords):
+    """srvr/stat/mntr with what a leader adds (Leader's gauges, proposal sizes)."""
+
+    def stat(self, conn: Any, *, clients: bool) -> str:
+        text = super().stat(conn, clients=clients)
+        role = self.shell.role
+        if isinstance(role, LeaderRole) and self.running:
+            last, mn, mx = role.proposal_sizes or (-1, -1, -1)
+            text += f"Proposal sizes last/min/max: {last}/{mn}/{mx}\n"
+        return text
+
+    # Where Apache's quorum gauges fall among the standalone ones (the metrics
+    # provider lists gauges in its hash order): key -> the key it follows.
+    _AFTER = {
+        "peer_state": "server_state", "observer_master_id": "peer_state",
+        "min_proposal_size": "avg_latency", "max_proposal_size": "packets_received",
+        "synced_followers": "max_client_response_size",
+        "synced_non_voting_followers": "watch_count",
+        "synced_observers": "synced_non_voting_followers",
+        "last_proposal_size": "open_file_descriptor_count",
+        "pending_syncs": "last_proposal_size", "leader_uptime": "pending_syncs",
+        "learners": "outstanding_tls_handshake", "quorum_size": "non_mtls_local_conn_count",
+    }
+
+    def mntr(self, conn: Any) -> str:
+        text = super().mntr(conn)
+        if not self.running:
+            return text
+        extra: dict[str, str] = {}
+        role = self.shell.role
+        if isinstance(role, LeaderRole):
+            extra["peer_state"] = "leading - broadcast"
+            last, mn, mx = role.proposal_sizes or (-1, -1, -1)
+            extra.update(min_proposal_size=str(mn), max_proposal_size=str(mx),
+                         last_proposal_size=str(last))
+            extra.update((k, str(v)) for k, v in role.learner_counts().items())
+            extra["leader_uptime"] = str(int(self.server.now_ms() - role.started_ms))
+        elif isinstance(role, LearnerRole):
+            extra["peer_state"] = ("observing" if role.observer else "following") + " - broadcast"
+            if role.observer:
+                extra["observer_master_id"] = str(role.leader_id)
+        extra["quorum_size"] = str(len(self.shell.peer.verifier.voting))
+        lines = text.splitlines(keepends=True)
+        for key in sorted(extra, key=list(self._AFTER).index):
+            anchor = f"zk_{self._AFTER[key]}\t"
+            at = next((i + 1 for i, line in enumerate(lines) if line.startswith(anchor)),
+                      len(lines))
+            lines.insert(at, f"zk_{key}\t{extra[key]}\n")
+        return "".join(lines)
+
+
+class QuorumServerShell:
+    """The ensemble member: what pyzk.server.connection needs of a shell, and the
+    :class:`~pyzk.quorum.peer.RoleHost` its QuorumPeer runs roles on."""
+
+    def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop, *,
+                 finalize_wait: int | None = None) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.store = Store(cfg)
+        self.peer = QuorumPeer(cfg, self, finalize_wait=finalize_wait)
+        self.role: LeaderRole | LearnerRole | None = None
+        self.db: tuple[Any, dict[int, int], int] | None = None
+        self.idle: RoleServer | None = None
+        self.listeners: list[asyncio.base_events.Server] = []
+        self._fourlw: tuple[Any, QuorumFourLetterWords] | None = None
+        self._peer_task: asyncio.Task[None] | None = None
+        self._fresh = False  # the database was just loaded by start()
+
+    # -- time ----------------------------------------------------------------------
+
+    @staticmethod
+    def now_ms() -> float:
+        return time.monotonic() * 1000.0
+
+    @staticmethod
+    def wall_ms() -> int:
+        return int(time.time() * 1000)
+
+    # -- what connections and 4lw see ----------------------------------------------------
+
+    @property
+    def server(self) -> Any:
+        if self.role is not None:
+            return self.role.server
+        return self.idle
+
+    @property
+    def fourlw(self) -> QuorumFourLetterWords:
+        server = self.server
+        if self._fourlw is None or self._fourlw[0] is not server:
+            self._fourlw = (server, QuorumFourLetterWords(self))
+        return self._fourlw[1]
+
+    def admit(self, conn: ClientConnection) -> bool:
+        limit = self.cfg.max_client_cnxns
+        count = sum(1 for c in self.server.connections if c.remote_ip == conn.remote_ip)
+        if limit > 0 and count >= limit:
+            log.warning("Too many connections from %s - max is %d", conn.remote, limit)
+            return False
+        return True
+
+    def is_four_letter_word(self, word: bytes) -> bool:
+        return word in FOUR_LETTER_WORDS
+
+    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
+        text = self.fourlw.run(cmd, conn)
+        conn.handshake_seen = True
+        if text:
+            conn.send(text.encode("utf-8"))
+        conn.close()
+
+    # -- RoleHost ------------------------------------------------------------------------
+
+    async def prepare_election(self) -> int:
+        if self._fresh and self.db is not None:
+            self._fresh = False
+            return self.db[2]
+        if self.idle is not None:
+            self.idle.close_all()
+        tree, sessions, zxid = await self.loop.run_in_executor(None, self.store.recover)
+        self.db = (tree, sessions, zxid)
+        self.idle = RoleServer(self.cfg, now_ms=self.now_ms, wall_ms=self.wall_ms,
+                               server_id=self.peer.my_id, tree=tree, sessions=sessions,
+                               zxid=zxid)
+        return zxid
+
+    async def run_role(self, decision: Decided) -> None:
+        if decision.state == ServerState.LEADING:
+            role: LeaderRole | LearnerRole = LeaderRole(self, decision)
+        else:
+            role = LearnerRole(self, decision, observer=decision.state == ServerState.OBSERVING)
+        self.role = role
+        try:
+            reason = await role.run()
+            log.info("Role %s ended: %s", role.server.state, reason)
+        finally:
+            role.server.close_all()
+            self.role = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        if cfg.client_port is None:
+            raise ValueError("clientPort is not set")
+        srv = await self.loop.create_server(
+            lambda: ClientConnection(self), host=cfg.client_port_address or None,
+            port=cfg.client_port, reuse_address=True, backlog=1024)
+        self.listeners.append(srv)
+        log.info("binding to port %s", ", ".join(
+            f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets))
+        # the idle server answers until the first election ends
+        await self.prepare_election()
+        self._fresh = True
+        self._peer_task = self.loop.create_task(self._run_peer())
+
+    async def _run_peer(self) -> None:
+        try:
+            await self.peer.run()
+        except Exception:
+            log.exception("The quorum peer failed")
+            raise
+
+    async def stop(self) -> None:
+        self.peer.stop()
+        if self.role is not None:
+            self.role.stop()
+        if self._peer_task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._peer_task, 10)
+        for srv in self.listeners:
+            srv.close()
+        server = self.server
+        if server is not None:
+            server.close_all()
+        self.store.close()
+
+
+async def run_quorum_server(cfg: Any) -> int:
+    loop = asyncio.get_running_loop()
+    shell = QuorumServerShell(cfg, loop)
+    await shell.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    assert shell._peer_task is not None
+    done, _ = await asyncio.wait([asyncio.ensure_future(stop.wait()), shell._peer_task],
+                                 return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if shell._peer_task in done and shell._peer_task.exception() is not None:
+        code = 1
+    log.info("shutting down")
+    await shell.stop()
+    return code

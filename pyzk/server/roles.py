@@ -1,0 +1,478 @@
+"""Leading, following and observing: the Zab cores' shell on the quorum port.
+
+A role lives from the end of one election to the core's Shutdown. It owns
+the quorum-port connections, a fresh transaction log writer (pyzk.server.zablog),
+a tick timer, and the role's ZooKeeperServer (pyzk.server.roleservers), and
+carries out the core's actions in order (pyzk.zab.actions says what each
+means). The database it starts from is the one the election shell just
+loaded from disk, and a role never hands its in-memory tree to the next one:
+after a role ends the database is loaded again, exactly as a restart would.
+That is what Apache's ZKDatabase would hold after replaying the same log, so
+proposals logged but never committed count for the next election in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from pyzk.jute.codec import JuteError
+from pyzk.jute.constants import OpCode
+from pyzk.quorum.election import Decided
+from pyzk.server.roleservers import LeaderServer, LearnerServer
+from pyzk.server.zablog import ZabLog
+from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
+from pyzk.txnlog.log import TxnLogWriter, iter_txns, truncate_log
+from pyzk.zab import actions as A
+from pyzk.zab.follower import LearnerCore
+from pyzk.zab.history import CommittedLog
+from pyzk.zab.leader import LeaderCore, newleader_config
+from pyzk.zab.packets import LearnerStream, PacketError, PacketStream
+from pyzk.zab.snapstream import encode_wire_snapshot
+from pyzk.zab.zxid import make_zxid
+
+log = logging.getLogger(__name__)
+
+#: How long a learner keeps trying to reach the leader's quorum port, in ticks
+#: of initLimit (Apache's connectToLeader retries within initLimit ticks too).
+CONNECT_RETRY_S = 0.1
+
+
+class _Link(asyncio.Protocol):
+    """One quorum-port connection (either side); packets go to ``role.on_packet``."""
+
+    def __init__(self, role: Any, stream: PacketStream) -> None:
+        self.role = role
+        self.stream = stream
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.remote = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.remote = f"{peer[0]}:{peer[1]}"
+        self.role.on_connect(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            items = self.stream.feed(data)
+        except (JuteError, PacketError) as e:
+            log.warning("Bad data on the quorum connection with %s: %s", self.remote, e)
+            self.close()
+            return
+        for item in items:
+            if self.closed:
+                break
+            self.role.on_packet(self, item)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was_closed = self.closed
+        self.closed = True
+        if not was_closed:
+            self.role.on_disconnect(self)
+
+    def send(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        return f"<quorum link {self.remote}>"
+
+
+class _Role:
+    """What leader and learner roles share: log, timers, lifecycle."""
+
+    server: Any
+
+    def __init__(self, host: Any, decision: Decided) -> None:
+        self.host = host
+        self.peer = host.peer
+        self.cfg = host.cfg
+        self.loop: asyncio.AbstractEventLoop = host.loop
+        self.decision = decision
+        self.my_id: int = self.peer.my_id
+        self.done: asyncio.Future[str] = self.loop.create_future()
+        self.log: ZabLog | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self.tick_interval = max(0.01, self.cfg.tick_time / 4000.0)
+
+    def now(self) -> float:
+        return self.host.now_ms()
+
+    def _open_log(self) -> None:
+        writer = TxnLogWriter(self.cfg.data_log_dir or self.cfg.data_dir,
+                              pre_alloc_size=self.cfg.pre_alloc_size_kb * 1024,
+                              force_sync=bool(self.cfg.force_sync))
+        store = self.host.store
+        store.writer = writer
+        store.server = self.server
+        store.server_loop = self.loop
+        self.log = ZabLog(self.loop, writer, self._logged, store=store, stats=self.server.stats)
+        self.log.on_failure = lambda exc: self.finish(f"transaction log failed: {exc!r}")
+
+    def _logged(self, zxid: int) -> None:
+        self.execute(self.core.on_logged(zxid))  # type: ignore[attr-defined]
+
+    def _tick(self) -> None:
+        self._ticker = None
+        if self.done.done():
+            return
+        self.execute(self.core.on_tick(self.now()))  # type: ignore[attr-defined]
+        if not self.done.done():
+            self._ticker = self.loop.call_later(self.tick_interval, self._tick)
+
+    def finish(self, reason: str) -> None:
+        if not self.done.done():
+            log.info("Leaving the %s role: %s", self.server.state, reason)
+            self.done.set_result(reason)
+            self.server.close_all()
+
+    def stop(self) -> None:
+        self.finish("server shutting down")
+
+    def execute(self, actions: list[A.Action]) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def _cleanup(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self.server.close_all()
+        if self.log is not None:
+            await self.log.close()
+            self.log = None
+        self.host.store.writer = None
+
+
+# ---------------------------------------------------------------------- leader
+
+
+class LeaderRole(_Role):
+    """Leader.lead: LeaderCore behind the quorum port, LeaderServer in front of clients."""
+
+    def __init__(self, host: Any, decision: Decided) -> None:
+        super().__init__(host, decision)
+        tree, sessions, last_zxid = host.db
+        cfg = self.cfg
+        self.server = LeaderServer(cfg, self._propose, now_ms=host.now_ms, wall_ms=host.wall_ms,
+                                   server_id=self.my_id, tree=tree, sessions=sessions,
+                                   zxid=last_zxid)
+        verifier = self.peer.verifier
+        self.core = LeaderCore(
+            self.my_id, verifier, accepted_epoch=self.peer.accepted_epoch,
+            current_epoch=self.peer.current_epoch, last_zxid=last_zxid, now=self.now(),
+            tick_time=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
+            committed=CommittedLog(), txnlog=self._read_log,
+            config=lambda z: newleader_config(verifier, z,
+                                              reconfig_enabled=bool(cfg.reconfig_enabled)))
+        self.links: set[_Link] = set()
+        self._listener: asyncio.base_events.Server | None = None
+        self.started_ms = 0.0
+        self.proposal_sizes: list[int] = []  # last, min, max (BufferStats)
+
+    def _read_log(self, peer_zxid: int) -> Any:
+        """ZKDatabase.getProposalsFromTxnLog: entries from the file holding ``peer_zxid``."""
+        log_dir = self.cfg.data_log_dir or self.cfg.data_dir
+        for e in iter_txns(log_dir, peer_zxid):
+            yield A.Entry(e.hdr.zxid, e.entry)
+
+    async def run(self) -> str:
+        me = self.cfg.servers[self.my_id]
+        # Leader.lead: zk.loadData() ends with a clean snapshot
+        self.host.store.server = self.server
+        await self.loop.run_in_executor(None, self.host.store.take_snapshot)
+        self._open_log()
+        try:
+            self._listener = await self.loop.create_server(
+                lambda: _Link(self, PacketStream()), host=me.host, port=me.quorum_port,
+                reuse_address=True)
+        except OSError as e:
+            log.error("Cannot listen on the quorum port %s:%d: %s", me.host, me.quorum_port, e)
+            await self._cleanup()
+            return "quorum port unavailable"
+        self.execute(self.core.initial_actions())
+        self._tick()
+        try:
+            return await self.done
+        finally:
+            self._listener.close()
+            for link in list(self.links):
+                link.close()
+            self._stop_timers()
+            await self._cleanup()
+
+    # -- the quorum port -------------------------------------------------------------
+
+    def on_connect(self, link: _Link) -> None:
+        if self.done.done():
+            link.close()
+            return
+        self.links.add(link)
+        self.execute(self.core.on_connect(link))
+
+    def on_packet(self, link: _Link, packet: Any) -> None:
+        self.execute(self.core.on_packet(link, packet))
+
+    def on_disconnect(self, link: _Link) -> None:
+        self.links.discard(link)
+        if not self.done.done():
+            self.execute(self.core.on_disconnect(link))
+
+    # -- the pipeline ------------------------------------------------------------------
+
+    def _propose(self, entry: A.Entry) -> None:
+        if not self.core.established:
+            log.warning("Dropping proposal 0x%x: not leading", entry.zxid)
+            return
+        size = len(entry.data)
+        self.proposal_sizes = [size, min(self.proposal_sizes[1], size) if self.proposal_sizes
+                               else size, max(self.proposal_sizes[2], size)
+                               if self.proposal_sizes else size]
+        self.execute(self.core.propose(entry))
+
+    def execute(self, actions: list[A.Action]) -> None:
+        for a in actions:
+            t = type(a)
+            if t is A.Send:
+                a.peer.send(a.packet.to_bytes())
+            elif t is A.LogTxn:
+                assert self.log is not None
+                self.log.append(a.entry)
+            elif t is A.Commit:
+                self.server.commit(a.entry)
+            elif t is A.SendSnapshot:
+                a.peer.send(encode_wire_snapshot(self.server.tree,
+                                                 self.server.session_timeouts()))
+            elif t is A.PersistEpoch:
+                self.peer.persist_epoch(a.name, a.epoch)
+            elif t is A.StartServing:
+                self._start_serving(a.epoch)
+            elif t is A.TouchSessions:
+                self.server.touch(a.touches, self.now())
+            elif t is A.SubmitRequest:
+                if a.request.type == OpCode.sync:
+                    self.execute(self.core.process_sync(a.peer))
+                else:
+                    self.server.forwarded(a.request, self.now())
+            elif t is A.CheckSession:
+                valid = self.server.revalidate(a.session_id, a.timeout, self.now())
+                self.execute(self.core.revalidated(a.peer, a.packet, a.session_id, valid))
+            elif t is A.Disconnect:
+                a.peer.close()
+                self.links.discard(a.peer)
+            elif t is A.Shutdown:
+                self.finish(a.reason)
+            elif t is A.ConfigSeen:
+                pass
+
+    def _start_serving(self, epoch: int) -> None:
+        server = self.server
+        server.zxid = make_zxid(epoch, 0)
+        server.tree.last_processed_zxid = server.zxid
+        server.running = True
+        self.started_ms = self.now()
+        self.peer.established(epoch)
+        log.info("LEADING - LEADER ELECTION TOOK - %.0f ms; epoch %d",
+                 self.peer.last_election_ms, epoch)
+        self._timers: list[asyncio.TimerHandle] = []
+        self._expire()
+        self._reap()
+
+    def _expire(self) -> None:
+        if self.done.done():
+            return
+        server = self.server
+        server.expire_sessions()
+        delay = max(0.0, (server.sessions.next_expiration - server.now_ms()) / 1000.0)
+        self._timers.append(self.loop.call_later(delay + 0.001, self._expire))
+
+    def _reap(self) -> None:
+        if self.done.done():
+            return
+        self.server.reap_containers(self.cfg.container_max_per_minute,
+                                    self.cfg.container_max_never_used_interval_ms)
+        interval = max(1, self.cfg.container_check_interval_ms) / 1000.0
+        self._timers.append(self.loop.call_later(interval, self._reap))
+
+    def _stop_timers(self) -> None:
+        for t in getattr(self, "_timers", ()):
+            t.cancel()
+
+    def learner_counts(self) -> dict[str, int]:
+        """What mntr reports about learners (Leader's learner lists)."""
+        voting = self.peer.verifier.voting
+        forwarding = self.core.forwarding
+        return {
+            "learners": len(self.core.handlers),
+            "synced_followers": len(forwarding),
+            "synced_non_voting_followers": sum(1 for h in forwarding if h.sid not in voting),
+            "synced_observers": len(self.core.observing),
+            "pending_syncs": sum(len(v) for v in self.core.pending_syncs.values()),
+        }
+
+
+# ---------------------------------------------------------------------- learners
+
+
+class LearnerRole(_Role):
+    """Follower.followLeader / Observer.observeLeader."""
+
+    def __init__(self, host: Any, decision: Decided, *, observer: bool) -> None:
+        super().__init__(host, decision)
+        self.observer = observer
+        self.leader_id = decision.vote.leader
+        self.link: _Link | None = None
+        tree, sessions, last_zxid = host.db
+        cfg = self.cfg
+        self.core = LearnerCore(
+            self.my_id, "leader", accepted_epoch=self.peer.accepted_epoch,
+            current_epoch=self.peer.current_epoch, last_logged_zxid=last_zxid, now=self.now(),
+            config_version=self.peer.verifier.version, observer=observer,
+            tick_time=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit)
+        self._new_server(tree, sessions, last_zxid)
+
+    def _new_server(self, tree: Any, sessions: dict[int, int], zxid: int) -> None:
+        self.server = LearnerServer(
+            self.cfg, observer=self.observer, server_id=self.my_id, forward=self._forward,
+            revalidate=self._revalidate, touch=self.core.touch, now_ms=self.host.now_ms,
+            wall_ms=self.host.wall_ms, tree=tree, sessions=sessions, zxid=zxid)
+        if self.host.store is not None:
+            self.host.store.server = self.server
+
+    async def run(self) -> str:
+        spec = self.cfg.servers.get(self.leader_id)
+        if spec is None:
+            return f"leader {self.leader_id} is not a known server"
+        self._open_log()
+        deadline = self.now() + self.cfg.init_limit * self.cfg.tick_time
+        while True:
+            try:
+                _t, link = await self.loop.create_connection(
+                    lambda: _Link(self, LearnerStream()), spec.host, spec.quorum_port)
+                break
+            except OSError as e:
+                if self.now() >= deadline or self.done.done():
+                    log.warning("Cannot connect to leader %d at %s:%d: %s", self.leader_id,
+                                spec.host, spec.quorum_port, e)
+                    await self._cleanup()
+                    return "leader unreachable"
+                await asyncio.sleep(CONNECT_RETRY_S)
+        self.link = link
+        self.core.now = self.now()
+        self.execute(self.core.start())
+        self._tick()
+        try:
+            return await self.done
+        finally:
+            link.close()
+            await self._cleanup()
+
+    def on_connect(self, link: _Link) -> None:
+        pass
+
+    def on_packet(self, link: _Link, packet: Any) -> None:
+        if not self.done.done():
+            self.core.now = self.now()
+            self.execute(self.core.on_packet(packet))
+
+    def on_disconnect(self, link: _Link) -> None:
+        if not self.done.done():
+            self.execute(self.core.on_disconnect())
+
+    # -- the pipeline ------------------------------------------------------------------
+
+    def _forward(self, session_id: int, cxid: int, op: int, body: bytes,
+                 auth: list[Any] | None) -> None:
+        self.execute(self.core.forward_request(session_id, cxid, op, body, auth))
+
+    def _revalidate(self, session_id: int, timeout: int) -> None:
+        self.execute(self.core.revalidate(session_id, timeout))
+
+    def execute(self, actions: list[A.Action]) -> None:
+        for a in actions:
+            t = type(a)
+            if t is A.Send:
+                if self.link is not None:
+                    self.link.send(a.packet.to_bytes())
+            elif t is A.LogTxn:
+                assert self.log is not None
+                self.log.append(a.entry)
+            elif t is A.Commit:
+                self.server.commit(a.entry)
+            elif t is A.SessionValidated:
+                self.server.session_validated(a.session_id, a.valid)
+            elif t is A.SyncDone:
+                self.server.sync_done()
+            elif t is A.PersistEpoch:
+                self.peer.persist_epoch(a.name, a.epoch)
+            elif t is A.LoadSnapshot:
+                snap = a.snapshot.to_snapshot(
+                    digest_enabled=bool(self.cfg.digest_enabled),
+                    extended_types=bool(self.cfg.extended_types_enabled))
+                snap.tree.last_processed_zxid = snap.zxid
+                self._new_server(snap.tree, snap.sessions, snap.zxid)
+            elif t is A.Truncate:
+                self._truncate(a.zxid)
+            elif t is A.TakeSnapshot:
+                self._snapshot(a.sync)
+            elif t is A.StartServing:
+                self.server.running = True
+                self.peer.established(a.epoch)
+                log.info("%s - LEADER ELECTION TOOK - %.0f ms; leader %d, epoch %d",
+                         "OBSERVING" if self.observer else "FOLLOWING",
+                         self.peer.last_election_ms, self.leader_id, a.epoch)
+            elif t is A.Shutdown:
+                self.finish(a.reason)
+            elif t is A.ConfigSeen:
+                pass
+
+    def _truncate(self, zxid: int) -> None:
+        """ZKDatabase.truncateLog: cut the log after ``zxid`` and reload from disk."""
+        log_dir = self.cfg.data_log_dir or self.cfg.data_dir
+        log.warning("Truncating log to get in sync with the leader 0x%x", zxid)
+        if not truncate_log(log_dir, zxid):
+            # Apache exits the JVM here (ExitCode.QUORUM_PACKET_ERROR).
+            log.error("Not able to truncate the log 0x%x", zxid)
+            self.finish("unable to truncate the log")
+            return
+        tree, sessions, last = self.host.store.recover()
+        tree.last_processed_zxid = zxid
+        self._new_server(tree, sessions, zxid if last > zxid else last)
+
+    def _snapshot(self, sync: bool) -> None:
+        store = self.host.store
+        store.server = self.server
+        path = store.take_snapshot()
+        if not sync:
+            return
+        # After a SNAP the older logs are not contiguous with what is logged next
+        # (and may hold another history's txns): drop them, and any snapshot
+        # beyond this one, so neither recovery nor a later DIFF reads them.
+        zxid = self.server.tree.last_processed_zxid
+        log_dir = version_dir(self.cfg.data_log_dir or self.cfg.data_dir)
+        current = self.log.writer.current_path if self.log is not None else None
+        for f in sorted_files(log_dir, LOG_PREFIX):
+            if f != current:
+                with contextlib.suppress(OSError):
+                    os.unlink(f)
+        for f in sorted_files(version_dir(self.cfg.data_dir), SNAPSHOT_PREFIX):
+            with contextlib.suppress(ValueError, OSError):
+                if f != path and zxid_from_name(f.name, SNAPSHOT_PREFIX) > zxid:
+                    os.unlink(f)

@@ -1,0 +1,285 @@
+"""The request pipeline of an ensemble member: the same ZooKeeperServer, with
+the log stage replaced by Zab.
+
+* :class:`LeaderServer` prepares writes as a standalone server does (its own
+  clients' and those learners forward), and its log stage is
+  ``LeaderCore.propose``: a txn is applied when its COMMIT comes, through the
+  same ``apply`` that answers the client. Only the leader expires sessions.
+* :class:`LearnerServer` (follower and observer) prepares nothing: writes,
+  createSession, closeSession and sync go to the leader as REQUEST packets
+  (Apache's format), and the client is answered when the committed txn with
+  that session and cxid is applied here. Reads are local, behind the session's
+  earlier requests (``conn.inflight``), and reconnecting sessions are
+  revalidated by the leader. Session touches are reported in PING replies.
+
+Both start with ``running`` false: until the role is established a client's
+connection is closed at once, as Apache does while no ZooKeeperServer runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from pyzk.jute.constants import OpCode
+from pyzk.jute.records import ConnectRequest, ErrorTxn, Id
+from pyzk.server.prep import WRITE_OPS, Prepared
+from pyzk.server.sessions import SessionTracker
+from pyzk.server.zkserver import Entry, ZooKeeperServer
+from pyzk.txnlog.txn import decode_txn
+from pyzk.zab import actions as A
+from pyzk.zab.packets import ForwardedRequest
+
+log = logging.getLogger(__name__)
+
+_INT = struct.Struct(">i")
+_REQ_HDR = struct.Struct(">ii")
+
+#: ``Entry.prepared`` of a request forwarded to the leader and not yet committed.
+FORWARDED = Prepared(None, None, 0)
+
+
+class RoleServer(ZooKeeperServer):
+    """A ZooKeeperServer that serves only while its role is established."""
+
+    state = "leaderelection"
+
+    def __init__(self, cfg: Any, **kw: Any) -> None:
+        super().__init__(cfg, **kw)
+        self.running = False
+
+    def connect(self, conn: Any, frame: bytes) -> None:
+        if not self.running:
+            log.info("Closing connection from %s: ZooKeeperServer not running", conn.remote)
+            conn.close()
+            return
+        super().connect(conn, frame)
+
+    def close_all(self) -> None:
+        """Learner/Leader shutdown: every client reconnects elsewhere."""
+        self.running = False
+        for c in list(self.connections):
+            c.close()
+
+
+class LeaderServer(RoleServer):
+    """The leader's pipeline: prepare, then ``LeaderCore.propose``; apply on COMMIT.
+
+    ``propose(zab_entry)`` is the role's way into the core; the role calls
+    :meth:`commit` for every Commit action.
+    """
+
+    state = "leader"
+
+    def __init__(self, cfg: Any, propose: Callable[[A.Entry], None], **kw: Any) -> None:
+        super().__init__(cfg, **kw)
+        self._propose = propose
+        self.proposed: dict[int, Entry] = {}
+        self.submit = self._submit
+
+    def _submit(self, entry: Entry) -> None:
+        from pyzk.txnlog.txn import encode_txn
+
+        p = entry.prepared
+        hdr = p.hdr
+        data = encode_txn(hdr, p.txn, p.digest)
+        self.proposed[hdr.zxid] = entry
+        self._propose(A.Entry(hdr.zxid, data))
+
+    def commit(self, zentry: A.Entry) -> None:
+        entry = self.proposed.pop(zentry.zxid, None)
+        if entry is None:
+            log.error("Commit of 0x%x that this leader did not propose", zentry.zxid)
+            return
+        self.apply(entry)
+
+    def forwarded(self, req: ForwardedRequest, now: float) -> None:
+        """A learner's REQUEST (Leader's PrepRequestProcessor on a forwarded request)."""
+        op = req.type
+        sid = req.session_id
+        wall = self.wall_ms()
+        if op == OpCode.createSession:
+            timeout = _INT.unpack_from(req.request, 0)[0] if len(req.request) >= 4 else 0
+            self.sessions.add(sid, timeout, int(now))
+            prepared = self.prep.create_session(sid, timeout, self.next_zxid(), wall)
+        elif op == OpCode.closeSession:
+            prepared = self.prep.close_session(sid, req.cxid, self.next_zxid(), wall)
+            self.sessions.set_closing(sid)
+        elif op in WRITE_OPS:
+            self.sessions.touch(sid, int(now))
+            prepared = self.prep.prepare(sid, req.cxid, op, req.request,
+                                         list(req.authinfo or []), self.next_zxid(), wall)
+        else:
+            log.warning("Ignoring a forwarded request of type %d", op)
+            return
+        self.submit(Entry(None, req.cxid, op, req.request, prepared, now))
+
+    def touch(self, touches: list[tuple[int, int]], now: float) -> None:
+        """A learner's PING: its clients' sessions are alive."""
+        for sid, timeout in touches:
+            self.sessions.touch(sid, int(now), timeout)
+
+    def revalidate(self, sid: int, timeout: int, now: float) -> bool:
+        """LeaderSessionTracker.touchSession for a REVALIDATE."""
+        return self.sessions.touch(sid, int(now), timeout)
+
+
+class LearnerSessions(SessionTracker):
+    """LearnerSessionTracker: the global session table, never expired here; every
+    touch of a session is also reported to the leader with the next PING."""
+
+    def __init__(self, server_id: int, tick_time: int, now_ms: int,
+                 report: Callable[[int, int], None]) -> None:
+        super().__init__(server_id, tick_time, now_ms)
+        self.report = report
+
+    def touch(self, sid: int, now_ms: int, timeout: int | None = None) -> bool:
+        s = self.sessions.get(sid)
+        if s is not None and not s.closing:
+            self.report(sid, s.timeout if timeout is None else timeout)
+        return super().touch(sid, now_ms, timeout)
+
+    def expire(self, now_ms: int) -> list[int]:
+        return []
+
+
+class LearnerServer(RoleServer):
+    """A follower's or observer's pipeline. ``forward(session, cxid, op, body, auth)``
+    sends a REQUEST, ``revalidate(session, timeout)`` a REVALIDATE."""
+
+    def __init__(self, cfg: Any, *, observer: bool, server_id: int,
+                 forward: Callable[[int, int, int, bytes, list[Id] | None], None],
+                 revalidate: Callable[[int, int], None], touch: Callable[[int, int], None],
+                 **kw: Any) -> None:
+        sessions = kw.pop("sessions", None) or {}
+        super().__init__(cfg, server_id=server_id, **kw)
+        self.state = "observer" if observer else "follower"
+        self._forward = forward
+        self._revalidate = revalidate
+        tracker = LearnerSessions(server_id, cfg.tick_time, int(self.now_ms()), touch)
+        for sid, timeout in sessions.items():
+            tracker.add(sid, timeout, int(self.now_ms()))
+        self.sessions = tracker
+        self.pending_syncs: deque[Entry] = deque()
+        self.revalidating: dict[int, Any] = {}
+
+    # -- sessions -----------------------------------------------------------------
+
+    def connect(self, conn: Any, frame: bytes) -> None:
+        if not self.running:
+            RoleServer.connect(self, conn, frame)
+            return
+        req, _pos = ConnectRequest.decode(frame, 0, self.maxbuf)
+        if req.sessionId == 0 or req.lastZxidSeen > self.tree.last_processed_zxid:
+            # a new session, or a refusal: the standalone path does both (a new
+            # session's createSession goes through write() below)
+            super().connect(conn, frame)
+            return
+        self.stats.packets_received += 1
+        conn.old_client = _pos >= len(frame)
+        timeout = max(self.min_session_timeout, min(req.timeOut, self.max_session_timeout))
+        conn.timeout = timeout
+        sid = req.sessionId
+        conn.session_id = sid
+        if req.passwd != self.sessions.password(sid):
+            self.finish_session_init(conn, False)
+            return
+        old = self.conn_by_session.get(sid)
+        if old is not None and old is not conn:
+            old.close()
+        prev = self.revalidating.get(sid)
+        if prev is not None and prev is not conn:
+            prev.close()
+        self.revalidating[sid] = conn
+        self._revalidate(sid, timeout)
+
+    def session_validated(self, sid: int, valid: bool) -> None:
+        """The leader's answer to a REVALIDATE (Learner.revalidate)."""
+        conn = self.revalidating.pop(sid, None)
+        if conn is None or conn.closed:
+            return
+        if valid:
+            self.conn_by_session[sid] = conn
+            self.sessions.add(sid, conn.timeout, int(self.now_ms()))
+        self.finish_session_init(conn, valid)
+
+    # -- requests ------------------------------------------------------------------
+
+    def request(self, conn: Any, frame: bytes) -> None:
+        if len(frame) >= 8 and _REQ_HDR.unpack_from(frame, 0)[1] == OpCode.sync:
+            xid = _REQ_HDR.unpack_from(frame, 0)[0]
+            self.stats.packets_received += 1
+            now = self.now_ms()
+            conn.cnxn_stats.touch(now)
+            self.sessions.touch(conn.session_id, int(now))
+            entry = Entry(conn, xid, OpCode.sync, frame[8:], FORWARDED, now)
+            conn.inflight.append(entry)
+            self.stats.outstanding += 1
+            self.pending_syncs.append(entry)
+            self._forward(conn.session_id, xid, OpCode.sync, frame[8:], conn.auth)
+            return
+        super().request(conn, frame)
+
+    def write(self, conn: Any, xid: int, op: int, body: bytes, now: float) -> None:
+        if op == OpCode.closeSession:
+            self.sessions.set_closing(conn.session_id)
+        conn.inflight.append(Entry(conn, xid, op, body, FORWARDED, now))
+        self.stats.outstanding += 1
+        self._forward(conn.session_id, xid, op, body, conn.auth)
+
+    def create_session(self, conn: Any, sid: int, timeout: int, now: float) -> None:
+        entry = Entry(conn, 0, OpCode.createSession, b"", FORWARDED, now)
+        conn.inflight.append(entry)
+        self._forward(sid, 0, OpCode.createSession, _INT.pack(timeout), None)
+
+    def next_zxid(self) -> int:  # a learner never numbers txns
+        return self.tree.last_processed_zxid
+
+    # -- commits -------------------------------------------------------------------
+
+    def commit(self, zentry: A.Entry) -> None:
+        """Apply a committed txn and answer the client if the request is ours."""
+        hdr, txn, digest = decode_txn(zentry.data,
+                                      digest_enabled=bool(getattr(self.cfg, "digest_enabled",
+                                                                  True)))
+        err = txn.err if isinstance(txn, ErrorTxn) else 0
+        prepared = Prepared(hdr, txn, err, digest)
+        sid = hdr.clientId
+        now = self.now_ms()
+        if hdr.type == OpCode.createSession:
+            self.sessions.add(sid, txn.timeOut, int(now))
+        conn = self.conn_by_session.get(sid)
+        if conn is not None and not conn.closed and conn.inflight:
+            head = conn.inflight[0]
+            if head.prepared is FORWARDED and head.xid == hdr.cxid and head.op != OpCode.sync:
+                head.prepared = prepared
+                self.apply(head)
+                return
+        self.apply(Entry(None, hdr.cxid, hdr.type, b"", prepared, now))
+
+    def sync_done(self) -> None:
+        """The leader's SYNC: the oldest pending sync is answered now."""
+        if not self.pending_syncs:
+            log.warning("Not expecting a sync.")
+            return
+        entry = self.pending_syncs.popleft()
+        conn = entry.conn
+        if conn.closed or not conn.inflight or conn.inflight[0] is not entry:
+            return
+        conn.inflight.popleft()
+        self.stats.outstanding -= 1
+        self._read(conn, entry.xid, entry.op, entry.body, entry.received)
+        inflight = conn.inflight
+        while inflight and inflight[0].prepared is None:
+            r = inflight.popleft()
+            self.stats.outstanding -= 1
+            self._read(conn, r.xid, r.op, r.body, r.received)
+
+    def disconnected(self, conn: Any) -> None:
+        sid = conn.session_id
+        if sid and self.revalidating.get(sid) is conn:
+            del self.revalidating[sid]
+        super().disconnected(conn)

@@ -1,0 +1,147 @@
+"""The election shell (QuorumCnxManager + QuorumPeer) over real sockets.
+
+The peers here run in this process with a stand-in role host: it reports a
+database state and, when told to play a role, records the decision and
+holds the role until the test ends it. Three pyzk peers must agree on one
+leader (the largest sid when every log is empty, the one with the newest
+zxid otherwise); with two Apache servers, a pyzk peer must agree with the
+leader the Apache servers report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pyzk.config import ServerSpec
+from pyzk.quorum.election import Decided, ServerState
+from pyzk.quorum.peer import QuorumPeer, load_epochs
+from pyzk.testing.servers import ApacheServer, free_port, require_reference
+from pyzk.txnlog.recovery import RecoveryError, read_epochs, write_current_epoch
+
+
+class FakeHost:
+    """A RoleHost that records decisions and holds each role until released."""
+
+    def __init__(self, last_zxid: int = 0) -> None:
+        self.last_zxid = last_zxid
+        self.decisions: list[Decided] = []
+        self.release = asyncio.Event()
+        self.elected = asyncio.Event()
+
+    async def prepare_election(self) -> int:
+        return self.last_zxid
+
+    async def run_role(self, decision: Decided) -> None:
+        self.decisions.append(decision)
+        self.elected.set()
+        await self.release.wait()
+        self.release.clear()
+
+
+def _cfg(tmp: Path, my_id: int, servers: dict[int, ServerSpec]) -> SimpleNamespace:
+    d = tmp / f"peer{my_id}"
+    (d / "version-2").mkdir(parents=True, exist_ok=True)
+    return SimpleNamespace(my_id=my_id, servers=servers, data_dir=str(d), peer_type="participant",
+                           groups={}, weights={}, config_version=0)
+
+
+def _specs(sids: list[int]) -> dict[int, ServerSpec]:
+    return {sid: ServerSpec(sid, "127.0.0.1", free_port(), free_port()) for sid in sids}
+
+
+async def _run_three(tmp: Path, zxids: dict[int, int]) -> dict[int, tuple[FakeHost, QuorumPeer]]:
+    specs = _specs([1, 2, 3])
+    peers = {}
+    for sid in specs:
+        host = FakeHost(zxids.get(sid, 0))
+        peers[sid] = (host, QuorumPeer(_cfg(tmp, sid, specs), host, finalize_wait=50))
+    tasks = [asyncio.create_task(p.run()) for _h, p in peers.values()]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(h.elected.wait() for h, _p in peers.values())),
+                               10)
+    finally:
+        for _h, p in peers.values():
+            p.stop()
+        for h, _p in peers.values():
+            h.release.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    return peers
+
+
+@pytest.mark.timeout(30)
+def test_three_pyzk_peers_elect_the_largest_sid(tmp_path: Path) -> None:
+    peers = asyncio.run(_run_three(tmp_path, {}))
+    states = {sid: h.decisions[0].state for sid, (h, _p) in peers.items()}
+    leaders = {h.decisions[0].vote.leader for h, _p in peers.values()}
+    assert leaders == {3}
+    assert states == {1: ServerState.FOLLOWING, 2: ServerState.FOLLOWING,
+                      3: ServerState.LEADING}
+    # the epoch files were created on the way in (QuorumPeer.loadDataBase)
+    for _sid, (_h, p) in peers.items():
+        assert read_epochs(p.data_dir) == (0, 0)
+
+
+@pytest.mark.timeout(30)
+def test_the_newest_log_wins_over_the_largest_sid(tmp_path: Path) -> None:
+    peers = asyncio.run(_run_three(tmp_path, {1: 0x7, 2: 0x5, 3: 0x5}))
+    assert {h.decisions[0].vote.leader for h, _p in peers.values()} == {1}
+    assert peers[1][0].decisions[0].state == ServerState.LEADING
+
+
+def test_epoch_files_are_checked_like_apache(tmp_path: Path) -> None:
+    (tmp_path / "version-2").mkdir()
+    assert load_epochs(str(tmp_path), 0x300000002) == (3, 3)
+    write_current_epoch(str(tmp_path), 2)
+    with pytest.raises(RecoveryError, match="older than the last zxid"):
+        load_epochs(str(tmp_path), 0x300000002)
+    write_current_epoch(str(tmp_path), 4)
+    with pytest.raises(RecoveryError, match="accepted epoch"):
+        load_epochs(str(tmp_path), 0x300000002)
+
+
+@pytest.mark.timeout(120)
+def test_pyzk_peer_agrees_with_two_apache_servers(tmp_path: Path) -> None:
+    require_reference()
+    specs = _specs([1, 2, 3])
+    lines = {f"server.{s.sid}": f"127.0.0.1:{s.quorum_port}:{s.election_port}"
+             for s in specs.values()}
+    apaches = {}
+    for sid in (2, 3):
+        cfg = {"tickTime": "200", "initLimit": "10", "syncLimit": "5", **lines}
+        apaches[sid] = ApacheServer(tmp_path / f"apache{sid}", extra_cfg=cfg, myid=sid)
+
+    async def main() -> Decided:
+        host = FakeHost(0)
+        peer = QuorumPeer(_cfg(tmp_path, 1, specs), host)
+        task = asyncio.create_task(peer.run())
+        try:
+            await asyncio.wait_for(host.elected.wait(), 60)
+        finally:
+            peer.stop()
+            host.release.set()
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+        return host.decisions[0]
+
+    for a in apaches.values():
+        a.start(wait=False)
+    try:
+        decision = asyncio.run(main())
+        assert decision.state == ServerState.FOLLOWING
+        # Apache's two servers are a quorum: the one pyzk chose leads them
+        deadline = time.monotonic() + 30
+        while True:
+            modes = {sid: a.four_letter("srvr") for sid, a in apaches.items()}
+            leaders = [sid for sid, text in modes.items() if "Mode: leader" in text]
+            if leaders:
+                break
+            assert time.monotonic() < deadline, modes
+            time.sleep(0.1)
+        assert leaders == [decision.vote.leader] == [3]
+    finally:
+        for a in apaches.values():
+            a.stop()

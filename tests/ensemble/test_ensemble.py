@@ -1,0 +1,257 @@
+"""Ensembles of real server processes on loopback: pyzk alone and mixed with Apache.
+
+Each test starts three servers (tickTime 200 ms), drives them with kazoo
+through different members and checks what a user relies on: one leader,
+writes through any member visible on every member, sessions that survive a
+move to another server (REVALIDATE) and the loss of the leader, no
+acknowledged write lost, a restarted follower brought up to date by DIFF,
+and the modes and follower counts srvr/mntr report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from pyzk.testing.servers import Ensemble, require_reference
+
+SESSION_CFG = {"maxSessionTimeout": "20000"}
+
+
+@contextmanager
+def client(hosts: str, client_id: tuple[int, bytes] | None = None,
+           timeout: float = 10.0) -> Iterator[KazooClient]:
+    zk = KazooClient(hosts=hosts, timeout=timeout, client_id=client_id, randomize_hosts=False,
+                     connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.2})
+    zk.start(timeout=30)
+    try:
+        yield zk
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def mntr(ens: Ensemble, sid: int) -> dict[str, str]:
+    out = {}
+    for line in ens[sid].four_letter("mntr").splitlines():
+        k, _, v = line.partition("\t")
+        out[k] = v
+    return out
+
+
+def gauge_keys(ens: Ensemble, sid: int) -> list[str]:
+    """mntr's keys up to zk_quorum_size: the gauges, in the order printed."""
+    keys = [line.partition("\t")[0] for line in ens[sid].four_letter("mntr").splitlines()]
+    return keys[: keys.index("zk_quorum_size") + 1]
+
+
+def wait_for(cond, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def writes_everywhere(ens: Ensemble, prefix: str) -> None:
+    """A write through every member, then each member has all of them."""
+    for sid in ens.servers:
+        with client(ens[sid].address) as zk:
+            zk.create(f"/{prefix}{sid}", f"via {sid}".encode(), makepath=True)
+    for sid in ens.servers:
+        with client(ens[sid].address) as zk:
+            zk.sync("/")
+            for other in ens.servers:
+                assert zk.get(f"/{prefix}{other}")[0] == f"via {other}".encode(), (sid, other)
+
+
+def check_modes(ens: Ensemble, leader: int) -> None:
+    for sid in ens.servers:
+        expected = "leader" if sid == leader else "follower"
+        assert ens.mode(sid) == expected
+        assert mntr(ens, sid)["zk_server_state"] == expected
+    m = mntr(ens, leader)
+    assert m["zk_synced_followers"] == str(len(ens.servers) - 1)
+    assert m["zk_learners"] == str(len(ens.servers) - 1)
+
+
+@pytest.mark.timeout(120)
+def test_pyzk_ensemble_survives_the_loss_of_its_leader(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, {1: "pyzk", 2: "pyzk", 3: "pyzk"}, extra_cfg=SESSION_CFG)
+    with ens:
+        leader = ens.wait_leader()
+        assert leader == 3  # empty logs: the largest sid wins
+        check_modes(ens, leader)
+        writes_everywhere(ens, "w")
+        followers = [s for s in ens.servers if s != leader]
+
+        # a session on the leader, with an ephemeral and acknowledged writes
+        hosts = ens.hosts([leader, *followers])
+        with client(hosts) as zk:
+            session = zk.client_id
+            zk.create("/eph", b"mine", ephemeral=True)
+            acked = []
+            for i in range(30):
+                zk.create(f"/acked/n{i}", str(i).encode(), makepath=True)
+                acked.append(i)
+            # reads through a follower never go back in time for this session
+            before = zk.get("/acked/n29")[1].mzxid
+
+            ens[leader].kill()
+            new_leader = ens.wait_leader(among=followers)
+            assert new_leader in followers
+            # the client moved to a follower with its session and ephemeral intact
+            wait_for(lambda: zk.connected, what="reconnection")
+            assert zk.client_id == session
+            assert zk.get("/eph")[0] == b"mine"
+            assert zk.get("/acked/n29")[1].mzxid >= before
+            zk.create("/after", b"failover")
+            for sid in followers:
+                with client(ens[sid].address) as other:
+                    other.sync("/")
+                    assert sorted(other.get_children("/acked")) == \
+                        sorted(f"n{i}" for i in acked)
+                    assert other.get("/after")[0] == b"failover"
+
+            # the old leader comes back as a follower and catches up
+            ens[leader].start(wait=False)
+            ens[leader].wait_ready(30)
+            assert ens.wait_leader() == new_leader
+            with client(ens[leader].address) as back:
+                back.sync("/")
+                assert back.get("/after")[0] == b"failover"
+                assert back.exists("/eph") is not None
+        # the session closed: its ephemeral is gone everywhere
+        for sid in ens.servers:
+            with client(ens[sid].address) as zk:
+                zk.sync("/")
+                assert zk.exists("/eph") is None
+
+
+@pytest.mark.timeout(120)
+def test_restarted_follower_catches_up_by_diff(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, {1: "pyzk", 2: "pyzk", 3: "pyzk"}, extra_cfg=SESSION_CFG)
+    with ens:
+        leader = ens.wait_leader()
+        follower = min(s for s in ens.servers if s != leader)
+        with client(ens[leader].address) as zk:
+            zk.create("/before", b"1")
+        ens[follower].kill()
+        with client(ens[leader].address) as zk:
+            for i in range(20):
+                zk.create(f"/missed{i}", b"x")
+            zk.set("/before", b"2")
+        log = ens[leader].log_path.read_text()
+        ens[follower].start(wait=False)
+        ens[follower].wait_ready(30)
+        with client(ens[follower].address) as zk:
+            assert zk.get("/before")[0] == b"2"
+            assert all(zk.exists(f"/missed{i}") for i in range(20))
+        new_log = ens[leader].log_path.read_text()[len(log):]
+        assert f"Syncing learner sid {follower}" in new_log
+        assert "with DIFF" in new_log and "with SNAP" not in new_log
+        check_modes(ens, leader)
+
+
+@pytest.mark.timeout(150)
+def test_pyzk_leader_with_two_apache_followers(tmp_path: Path) -> None:
+    require_reference()
+    ens = Ensemble(tmp_path, {1: "apache", 2: "apache", 3: "pyzk"}, extra_cfg=SESSION_CFG)
+    with ens:
+        assert ens.wait_leader() == 3
+        check_modes(ens, 3)
+        writes_everywhere(ens, "mixed")
+        # a session made through an Apache follower is global: it revalidates on
+        # the pyzk leader and its ephemeral is seen everywhere
+        with client(ens[1].address) as zk:
+            zk.create("/from-apache", b"e", ephemeral=True)
+            with client(ens[3].address, client_id=zk.client_id) as again:
+                assert again.get("/from-apache")[0] == b"e"
+                again.set("/from-apache", b"f")
+                with client(ens[2].address) as other:
+                    other.sync("/")
+                    assert other.get("/from-apache")[0] == b"f"
+            # leaving closed the session (kazoo sends closeSession): the pyzk
+            # leader deleted its ephemeral on every member
+            with client(ens[2].address) as other:
+                other.sync("/")
+                assert other.exists("/from-apache") is None
+        pyzk_leader_keys = gauge_keys(ens, 3)
+
+        # the pyzk leader dies: the Apache servers elect one of them, and the
+        # pyzk server comes back as its follower with everything written
+        with client(ens.hosts([3, 1, 2])) as zk:
+            zk.create("/survives", b"s", ephemeral=True)
+            session = zk.client_id
+            ens[3].kill()
+            assert ens.wait_leader(among=[1, 2]) == 2
+            wait_for(lambda: zk.connected, what="reconnection")
+            assert zk.client_id == session
+            assert zk.get("/survives")[0] == b"s"
+            # Apache's leader lists the same gauges as pyzk's did (its order moves
+            # as gauges are registered again after an election, so compare sets)
+            assert set(gauge_keys(ens, 2)) == set(pyzk_leader_keys)
+            ens[3].start(wait=False)
+            ens[3].wait_ready(30)
+            assert ens.wait_leader() == 2
+            with client(ens[3].address) as back:
+                back.sync("/")
+                assert back.get("/survives")[0] == b"s"
+                assert back.get("/mixed1")[0] == b"via 1"
+
+
+@pytest.mark.timeout(150)
+def test_apache_leader_with_a_pyzk_follower(tmp_path: Path) -> None:
+    require_reference()
+    ens = Ensemble(tmp_path, {1: "pyzk", 2: "apache", 3: "apache"}, extra_cfg=SESSION_CFG)
+    with ens:
+        assert ens.wait_leader() == 3
+        check_modes(ens, 3)  # Apache's leader counts the pyzk follower as synced
+        writes_everywhere(ens, "mixed")
+        assert set(gauge_keys(ens, 1)) == set(gauge_keys(ens, 2))  # pyzk and Apache followers
+        # a session made on the pyzk follower is known to the Apache leader, and
+        # an Apache session revalidates through the pyzk follower
+        with client(ens[1].address) as zk:
+            zk.create("/from-pyzk", b"p", ephemeral=True)
+            with client(ens[3].address, client_id=zk.client_id) as again:
+                assert again.get("/from-pyzk")[0] == b"p"
+        with client(ens[2].address) as zk:
+            zk.create("/from-apache", b"a", ephemeral=True)
+            with client(ens[1].address, client_id=zk.client_id) as again:
+                again.sync("/")
+                assert again.get("/from-apache")[0] == b"a"
+                again.delete("/from-apache")
+            with client(ens[3].address) as other:
+                other.sync("/")
+                assert other.exists("/from-apache") is None
+
+
+@pytest.mark.timeout(120)
+def test_pyzk_observer_serves_without_voting(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, {1: "pyzk", 2: "pyzk", 3: "pyzk", 4: "pyzk"}, observers=(4,),
+                   extra_cfg=SESSION_CFG)
+    with ens:
+        leader = ens.wait_leader()
+        assert leader == 3  # the observer's larger sid does not make it a candidate
+        assert ens.mode(4) == "observer"
+        m = mntr(ens, 4)
+        assert m["zk_peer_state"] == "observing - broadcast"
+        assert m["zk_observer_master_id"] == str(leader)
+        assert m["zk_quorum_size"] == "3"
+        lm = mntr(ens, leader)
+        assert (lm["zk_synced_followers"], lm["zk_synced_observers"]) == ("2", "1")
+        writes_everywhere(ens, "obs")
+        # a session made on the observer lives and closes through the leader
+        with client(ens[4].address) as zk:
+            zk.create("/obs-eph", b"o", ephemeral=True)
+            assert zk.get("/obs-eph")[0] == b"o"
+        with client(ens[leader].address) as zk:
+            assert zk.exists("/obs-eph") is None
