@@ -25,7 +25,17 @@ _JAVA_INT = re.compile(r"[+-]?\d+")
 def java_string_hash(s: str) -> int:
     """``String.hashCode()`` as an unsigned 32-bit int (over UTF-16 code units)."""
     h = 0
-    if s.isascii() or max(s) <= "\uffff":
+    if s.isascii():
+        # bytes iterate as ints; short names need no masking until the end
+        b = s.encode("ascii")
+        if len(b) <= 24:
+            for c in b:
+                h = 31 * h + c
+            return h & 0xFFFFFFFF
+        for c in b:
+            h = (31 * h + c) & 0xFFFFFFFF
+        return h
+    if max(s) <= "\uffff":
         for ch in s:
             h = (31 * h + ord(ch)) & 0xFFFFFFFF
         return h
@@ -223,13 +233,22 @@ class ChildSet(JavaStringSet):
     so the order is exactly a HashSet of names. `add`/`discard` take full
     paths; membership (``in``), iteration, `java_order` and `encoded` speak
     names, as the rest of the server expects.
+
+    Name hashes are not kept (an int is ~32 bytes, as much as the dict slot):
+    they are computed when an order is needed, and the order itself is cached
+    only when a client asks for it (`java_order`, `encoded`), not when a
+    snapshot walks the tree (`ordered_paths`). The one place Java needs
+    hashes on every add, the resize of a small table with a crowded bucket,
+    is served by per-bucket counts kept while the table is small.
     """
 
-    __slots__ = ("_prefix",)
+    __slots__ = ("_prefix", "_counts")
 
     def __init__(self, prefix: str, initial_capacity: int = 8) -> None:
         super().__init__(initial_capacity)
         self._prefix = prefix
+        # names per bucket while the table is below 64 and holds 8+ names
+        self._counts: bytearray | None = None
 
     @property
     def prefix(self) -> str:
@@ -239,10 +258,61 @@ class ChildSet(JavaStringSet):
         return _spread_of(key[len(self._prefix) :])
 
     def _spread(self, name: str) -> int:
-        sp = self._h[name]
-        if sp < 0:
-            sp = self._h[name] = _spread_of(name[len(self._prefix) :])
-        return sp
+        return _spread_of(name[len(self._prefix) :])
+
+    def add(self, name: str) -> bool:
+        """Add a child by its full path (see `JavaStringSet.add` for the Java rules)."""
+        h = self._h
+        if name in h:
+            return False
+        cap = self._cap
+        counts = None
+        if cap < 64 and len(h) >= 8:
+            # a bucket that already holds 8 names makes a small table resize
+            mask = cap - 1
+            counts = self._counts
+            if counts is None:
+                counts = bytearray(cap)
+                for p in h:
+                    counts[_spread_of(p[len(self._prefix) :]) & mask] += 1
+            b = self._spread(name) & mask
+            if counts[b] >= 8:
+                cap <<= 1
+                counts = None
+            else:
+                counts[b] += 1
+        h[name] = -1
+        if len(h) > (cap * 3) >> 2:
+            cap <<= 1
+            counts = None
+        self._cap = cap
+        self._counts = counts
+        self._order = None
+        self._encoded = None
+        return True
+
+    def discard(self, name: str) -> bool:
+        """Remove a child by its full path."""
+        h = self._h
+        if name not in h:
+            return False
+        del h[name]
+        counts = self._counts
+        if counts is not None:
+            counts[self._spread(name) & (self._cap - 1)] -= 1
+        self._order = None
+        self._encoded = None
+        return True
+
+    def ordered_paths(self) -> list[str]:
+        """Child paths in Java order, without caching it (a snapshot walks every
+        node once: caching would keep a list per parent for nothing)."""
+        order = self._order
+        if order is not None:
+            return order
+        mask = self._cap - 1
+        spread = self._spread
+        return sorted(self._h, key=lambda p: spread(p) & mask)
 
     def adopt_bulk(self) -> None:
         """Settle the table capacity after paths were stored straight into the
@@ -256,6 +326,7 @@ class ChildSet(JavaStringSet):
             keys = list(h)
             h.clear()
             self._cap = 8
+            self._counts = None
             for k in keys:
                 self.add(k)
             return

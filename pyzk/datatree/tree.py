@@ -831,7 +831,7 @@ class DataTree:
             yield path, node
             kids = node.children
             if kids:  # most nodes are leaves
-                for cp in reversed(kids.path_order()):
+                for cp in reversed(kids.ordered_paths()):
                     child = get(cp)
                     if child is not None:
                         push((cp, child))

@@ -17,7 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyzk.datatree import DataTree
-from pyzk.datatree.javacompat import EMPTY_CHILDREN, ChildSet, JavaStringSet
+from pyzk.datatree.javacompat import (
+    EMPTY_CHILDREN,
+    ChildSet,
+    JavaStringSet,
+    java_string_hash,
+)
 from pyzk.datatree.node import STAT_SIZE, ZNode
 from pyzk.datatree.tree import digest_term
 from pyzk.jute.constants import OpCode
@@ -119,6 +124,42 @@ def test_child_set_is_a_java_set_of_names(seed, n, parent):
         one_by_one.add(p)
     assert bulk.capacity == one_by_one.capacity
     assert bulk.java_order() == one_by_one.java_order()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10**6))
+def test_child_set_small_table_crowding_with_interleaved_deletes(seed):
+    """Bucket counts replace cached hashes for the crowded-bucket resize."""
+    rnd = random.Random(seed)
+    pool = ["Aa", "BB", "AaAa", "AaBB", "BBAa", "BBBB", "C#", "Bb"]
+    plain = JavaStringSet(8)
+    kids = ChildSet("/p/", 8)
+    for _ in range(rnd.randrange(10, 120)):
+        name = rnd.choice(pool) + rnd.choice(["", "x", "Aa", "BB"]) * rnd.randrange(3)
+        if rnd.random() < 0.3:
+            assert kids.discard("/p/" + name) == plain.discard(name)
+        else:
+            assert kids.add("/p/" + name) == plain.add(name)
+        assert kids.capacity == plain.capacity
+    assert kids.java_order() == plain.java_order()
+
+
+def test_walking_a_tree_keeps_no_hashes_or_orders():
+    t = _tree_with(500)
+    serialize_snapshot(io.BytesIO(), t, {})
+    for node in t.nodes.values():
+        kids = node.children
+        assert kids._order is None and all(v == -1 for v in kids._h.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_string_hash_fast_paths_equal_utf16_definition(s):
+    h = 0
+    b = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(b), 2):
+        h = (31 * h + ((b[i] << 8) | b[i + 1])) & 0xFFFFFFFF
+    assert java_string_hash(s) == h
 
 
 def test_leaves_share_the_empty_children_set():
