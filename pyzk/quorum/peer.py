@@ -10,7 +10,12 @@ host reports.
 
 It also owns the ``acceptedEpoch``/``currentEpoch`` files (QuorumPeer's
 loadDataBase checks and writeLongToFile), so the Zab roles persist epochs
-through :meth:`QuorumPeer.persist_epoch`.
+through :meth:`QuorumPeer.persist_epoch`, and the configurations: the
+committed one (``verifier``) and the last one seen (``last_seen``), which
+with reconfigEnabled change through :meth:`QuorumPeer.process_reconfig` and
+are written to the dynamic config files (pyzk.quorum.dynamic). A reconfig
+that names our next role (a designated leader, a new learner type) skips the
+next election, as QuorumPeer.updateServerState does.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
+from pyzk.quorum import dynamic
 from pyzk.quorum.cnxmanager import QuorumCnxManager
 from pyzk.quorum.election import (
     CancelTimer,
@@ -31,6 +37,7 @@ from pyzk.quorum.election import (
     Send,
     ServerState,
     SetTimer,
+    Vote,
 )
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.quorum.wire import ElectionWireError, decode_notification, encode_notification
@@ -56,6 +63,10 @@ class RoleHost(Protocol):
 
     def run_role(self, decision: Decided) -> Awaitable[None]:
         """Lead, follow or observe until the role ends."""
+        ...
+
+    def config_changed(self) -> None:
+        """The committed configuration changed: refresh /zookeeper/config."""
         ...
 
 
@@ -97,6 +108,11 @@ class QuorumPeer:
         self.host = host
         self.my_id: int = cfg.my_id
         self.verifier = QuorumMaj.from_config(cfg)
+        #: QuorumPeer.lastSeenQuorumVerifier: the newest configuration proposed
+        #: (NEWLEADER, a reconfig proposal); only kept with reconfigEnabled.
+        self.last_seen = self.verifier
+        self.reconfig_enabled = bool(getattr(cfg, "reconfig_enabled", False))
+        self.config_path: str | None = getattr(cfg, "path", None)
         self.data_dir = cfg.data_dir
         kw: dict[str, int] = {}
         if finalize_wait is not None:
@@ -116,6 +132,10 @@ class QuorumPeer:
         self._timer: asyncio.TimerHandle | None = None
         self._decided: asyncio.Future[Decided] | None = None
         self._stopping = False
+        self._last_zxid = 0
+        #: QuorumPeer.reconfigFlag: a committed reconfig named our next role, so
+        #: the next round skips the election (updateServerState).
+        self._reconfig_flag = False
 
     # ------------------------------------------------------------------ epochs
 
@@ -140,6 +160,125 @@ class QuorumPeer:
         return {ServerState.LOOKING: "leaderelection", ServerState.FOLLOWING: "follower",
                 ServerState.LEADING: "leader", ServerState.OBSERVING: "observer"}[self.state]
 
+    # ------------------------------------------------------------------ configurations
+
+    def set_last_seen(self, qv: QuorumMaj, *, write: bool = True) -> None:
+        """QuorumPeer.setLastSeenQuorumVerifier: a proposed configuration, kept
+        in ``<zoo.cfg>.dynamic.next`` until it is committed."""
+        if not self.reconfig_enabled:
+            log.info("Dynamic reconfig is disabled, we don't store the last seen config.")
+            return
+        if self.last_seen.version > qv.version:
+            log.error("setLastSeenQuorumVerifier called with stale config %d. Current version: "
+                      "%d", qv.version, self.verifier.version)
+        if self.last_seen.version == qv.version:
+            return
+        self.last_seen = qv
+        self.fle.last_seen = qv
+        self._know_peers(qv)
+        if write and self.config_path:
+            try:
+                dynamic.write_dynamic_config(dynamic.next_file_name(self.config_path),
+                                             qv.to_string(), keep_version=True)
+            except OSError as e:
+                log.error("Error writing next dynamic config file to disk: %s", e)
+
+    def set_quorum_verifier(self, qv: QuorumMaj, *, write: bool = True) -> QuorumMaj:
+        """QuorumPeer.setQuorumVerifier: commit ``qv`` (a newer version only), write
+        ``<zoo.cfg>.dynamic.<version>`` and point zoo.cfg at it; returns the previous
+        configuration."""
+        prev = self.verifier
+        if prev.version >= qv.version:
+            log.debug("%d setQuorumVerifier called with known or old config %x. Current "
+                      "version: %x", self.my_id, qv.version, prev.version)
+            return prev
+        self.verifier = qv
+        if qv.version > self.last_seen.version:
+            self.last_seen = qv
+        if write and self.config_path:
+            me = qv.members.get(self.my_id)
+            erase = me is not None and me.client_port is not None and not me.client_from_static
+            name = dynamic.dynamic_file_name(self.config_path, qv.version)
+            try:
+                dynamic.write_dynamic_config(name, qv.to_string(), keep_version=False)
+                dynamic.edit_static_config(self.config_path, name, erase_client=erase)
+            except OSError as e:
+                log.error("Error writing the dynamic config file: %s", e)
+        if qv.version == self.last_seen.version and self.config_path:
+            dynamic.delete_file(dynamic.next_file_name(self.config_path))
+        self.fle.verifier = qv
+        self.fle.last_seen = self.last_seen
+        self.cfg.servers = dict(qv.members)
+        self.cfg.config_version = qv.version
+        self._know_peers(qv)
+        return prev
+
+    def _know_peers(self, qv: QuorumMaj) -> None:
+        """connectNewPeers: the election port of every member we may talk to."""
+        for sid, spec in qv.members.items():
+            if sid != self.my_id:
+                self.cnx.peers[sid] = (spec.host, spec.election_port)
+
+    def process_reconfig(self, qv: QuorumMaj, suggested_leader: int | None, zxid: int | None,
+                         ) -> bool:
+        """QuorumPeer.processReconfig: activate ``qv``; True when this server must
+        leave its role (it changed between voter and observer, or its leader is
+        no longer the leader of the new configuration)."""
+        if not self.reconfig_enabled:
+            log.debug("Reconfig feature is disabled, skip reconfig processing.")
+            return False
+        prev = self.set_quorum_verifier(qv)
+        self.host.config_changed()
+        if prev.version >= qv.version or prev.same_members(qv):
+            return False
+        role_change = self._update_learner_type(qv)
+        if suggested_leader is not None:
+            cur = self.fle.current_vote
+            leader_change = suggested_leader != cur.leader
+            if leader_change:
+                log.warning("Suggested leader: %d", suggested_leader)
+                self.fle.current_vote = Vote(suggested_leader, zxid or 0, cur.election_epoch,
+                                             cur.peer_epoch, cur.state)
+                self._reconfig_flag = True
+        else:
+            leader = self.leader_id if self.leader_id is not None else self.fle.current_vote.leader
+            old, new = prev.members.get(leader), qv.members.get(leader)
+            leader_change = (leader not in prev.voting or leader not in qv.voting or old is None
+                             or new is None
+                             or (old.host, old.quorum_port) != (new.host, new.quorum_port))
+            self._reconfig_flag = False  # no designated leader: elect one
+        return role_change or leader_change
+
+    def _update_learner_type(self, qv: QuorumMaj) -> bool:
+        if self.my_id in qv.observing:
+            wanted, what = "observer", "an observer"
+        elif self.my_id in qv.voting:
+            wanted, what = "participant", "a voting participant"
+        else:
+            wanted, what = "participant", "a non-voting participant"
+        if self.fle.learner_type == wanted:
+            return False
+        log.info("Becoming %s", what)
+        self.fle.learner_type = wanted
+        self.cfg.peer_type = wanted
+        self._reconfig_flag = True
+        return True
+
+    def _designated(self) -> Decided:
+        """updateServerState after a reconfig: the role the new configuration gives
+        us, under the leader it designated, without an election."""
+        self._reconfig_flag = False
+        vote = self.fle.current_vote
+        if vote.leader == self.my_id:
+            state = ServerState.LEADING
+        elif self.fle.learner_type == "participant":
+            state = ServerState.FOLLOWING
+        else:
+            state = ServerState.OBSERVING
+        self.fle.state = state
+        log.info("Reconfiguration: %s of %d without an election", state.name, vote.leader)
+        return Decided(vote, state, frozenset())
+
     # ------------------------------------------------------------------ loop
 
     async def run(self) -> None:
@@ -153,7 +292,10 @@ class QuorumPeer:
                 self.accepted_epoch, self.current_epoch = load_epochs(self.data_dir, last_zxid)
                 if self._stopping:
                     break
-                decision = await self._elect(last_zxid)
+                if self._reconfig_flag:
+                    decision: Decided | None = self._designated()
+                else:
+                    decision = await self._elect(last_zxid)
                 if decision is None:
                     break
                 self.state = decision.state
@@ -172,6 +314,7 @@ class QuorumPeer:
     async def _elect(self, last_zxid: int) -> Decided | None:
         loop = asyncio.get_running_loop()
         self._decided = loop.create_future()
+        self._last_zxid = last_zxid
         self.election_started = time.monotonic()
         log.info("LOOKING: my id %d, last zxid 0x%x, current epoch %d", self.my_id, last_zxid,
                  self.current_epoch)
@@ -221,6 +364,15 @@ class QuorumPeer:
             elif isinstance(a, Decided):
                 if self._decided is not None and not self._decided.done():
                     self._decided.set_result(a)
+            elif isinstance(a, NewerConfig) and self.reconfig_enabled:
+                if self.state != ServerState.LOOKING:
+                    continue
+                old = self.verifier
+                self.process_reconfig(a.verifier, None, None)
+                if not a.verifier.same_members(old):
+                    log.info("restarting leader election")
+                    self._apply(self.fle.start(self._last_zxid, self.current_epoch))
+                    return
             elif isinstance(a, NewerConfig):
                 log.warning("Server %d has a newer configuration (version %x); dynamic "
                             "reconfiguration is not supported, keeping ours",

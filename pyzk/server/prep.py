@@ -60,6 +60,8 @@ from pyzk.jute.records import (
 from pyzk.server.errors import KeeperError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyzk.datatree.tree import DataTree
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,9 @@ class Preparer:
         self.extended_types = extended_types
         self.enforce_quota = enforce_quota
         self.reconfig_enabled = reconfig_enabled
+        #: A leader's reconfig step, ``(preparer, hdr, body, auth) -> SetDataTxn``
+        #: (pyzk.server.reconfig.ReconfigPreparer); None elsewhere.
+        self.reconfig: Callable[..., Record] | None = None
         self.maxbuf = maxbuf
         self.outstanding: deque[ChangeRecord] = deque()
         self.by_path: dict[str, ChangeRecord] = {}
@@ -359,6 +364,8 @@ class Preparer:
         if op == OpCode.reconfig:
             if not self.reconfig_enabled:
                 raise KeeperError(Err.RECONFIGDISABLED)
+            if self.reconfig is not None:  # a leader (pyzk.server.reconfig)
+                return self.reconfig(self, hdr, raw, auth)
             # A standalone server is not a quorum peer: Apache's cast to
             # LeaderZooKeeperServer fails and the client gets Unimplemented.
             raise KeeperError(Err.UNIMPLEMENTED)

@@ -5,7 +5,9 @@ the first election; while no role is established a client is disconnected
 right after its ConnectRequest and srvr/stat/mntr answer "not currently
 serving". The :class:`~pyzk.quorum.peer.QuorumPeer` elects, this shell plays
 the role it is given (pyzk.server.roles) and, when the role ends, reloads the
-database from disk for the next election.
+database from disk for the next election. With ``readonlymode.enabled`` an
+election that outlasts max(2 s, tickTime) puts a read-only server
+(pyzk.server.readonly) in front of clients until a role starts.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import signal
 import time
 from typing import Any
 
+from pyzk.quorum.confignode import init_config_node
 from pyzk.quorum.election import Decided, ServerState
 from pyzk.quorum.peer import QuorumPeer
 from pyzk.server.connection import ClientConnection
 from pyzk.server.fourletter import FOUR_LETTER_WORDS, FourLetterWords
+from pyzk.server.readonly import ReadOnlyServer
 from pyzk.server.roles import LeaderRole, LearnerRole
 from pyzk.server.roleservers import RoleServer
 from pyzk.server.store import Store
@@ -96,6 +100,8 @@ class QuorumServerShell:
         self._fourlw: tuple[Any, QuorumFourLetterWords] | None = None
         self._peer_task: asyncio.Task[None] | None = None
         self._fresh = False  # the database was just loaded by start()
+        self._ro_timer: asyncio.TimerHandle | None = None
+        self._ro_expiry: asyncio.TimerHandle | None = None
 
     # -- time ----------------------------------------------------------------------
 
@@ -142,20 +148,81 @@ class QuorumServerShell:
 
     # -- RoleHost ------------------------------------------------------------------------
 
+    def init_config_node(self, tree: Any) -> None:
+        """QuorumPeer.initConfigInZKDatabase: /zookeeper/config holds our verifier."""
+        verifier = self.peer.verifier
+        init_config_node(tree, verifier.to_string(), verifier.version, self.wall_ms())
+
+    def config_changed(self) -> None:
+        """RoleHost: a configuration was activated; /zookeeper/config follows it."""
+        server = self.server
+        if server is not None:
+            self.init_config_node(server.tree)
+
     async def prepare_election(self) -> int:
         if self._fresh and self.db is not None:
             self._fresh = False
+            self._arm_read_only()
             return self.db[2]
+        self._end_read_only()
         if self.idle is not None:
             self.idle.close_all()
         tree, sessions, zxid = await self.loop.run_in_executor(None, self.store.recover)
+        self.init_config_node(tree)
         self.db = (tree, sessions, zxid)
         self.idle = RoleServer(self.cfg, now_ms=self.now_ms, wall_ms=self.wall_ms,
                                server_id=self.peer.my_id, tree=tree, sessions=sessions,
                                zxid=zxid)
+        self._arm_read_only()
         return zxid
 
+    # -- read-only mode (QuorumPeer.run, LOOKING with readonlymode.enabled) ------------
+
+    def _arm_read_only(self) -> None:
+        """Start a read-only server if this election outlasts the grace period."""
+        if not self.cfg.read_only_mode_enabled:
+            return
+        self._end_read_only()
+        log.info("Attempting to start ReadOnlyZooKeeperServer")
+        grace = max(2000, self.cfg.tick_time) / 1000.0
+        self._ro_timer = self.loop.call_later(grace, self._start_read_only)
+
+    def _start_read_only(self) -> None:
+        self._ro_timer = None
+        if self.role is not None or self.peer.state != ServerState.LOOKING or self.db is None:
+            return
+        tree, sessions, zxid = self.db
+        server = ReadOnlyServer(self.cfg, now_ms=self.now_ms, wall_ms=self.wall_ms,
+                                server_id=self.peer.my_id, tree=tree, sessions=sessions,
+                                zxid=zxid)
+        if self.idle is not None:
+            self.idle.close_all()
+        self.idle = server
+        server.running = True
+        log.info("Read-only server started")
+        self._expire_read_only()
+
+    def _expire_read_only(self) -> None:
+        server = self.idle
+        if not isinstance(server, ReadOnlyServer) or not server.running:
+            self._ro_expiry = None
+            return
+        server.expire_sessions()
+        delay = max(0.0, (server.sessions.next_expiration - server.now_ms()) / 1000.0)
+        self._ro_expiry = self.loop.call_later(delay + 0.001, self._expire_read_only)
+
+    def _end_read_only(self) -> None:
+        """The election ended (or starts again): no read-only server any more."""
+        for timer in (self._ro_timer, self._ro_expiry):
+            if timer is not None:
+                timer.cancel()
+        self._ro_timer = self._ro_expiry = None
+        if isinstance(self.idle, ReadOnlyServer):
+            self.idle.close_all()
+            log.info("Read-only server stopped")
+
     async def run_role(self, decision: Decided) -> None:
+        self._end_read_only()
         if decision.state == ServerState.LEADING:
             role: LeaderRole | LearnerRole = LeaderRole(self, decision)
         else:
@@ -193,6 +260,7 @@ class QuorumServerShell:
             raise
 
     async def stop(self) -> None:
+        self._end_read_only()
         self.peer.stop()
         if self.role is not None:
             self.role.stop()

@@ -19,9 +19,13 @@ import logging
 import os
 from typing import Any
 
+from pyzk.config import ConfigError
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import OpCode
 from pyzk.quorum.election import Decided
+from pyzk.quorum.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
+from pyzk.quorum.verifier import QuorumMaj
+from pyzk.server.reconfig import ReconfigPreparer
 from pyzk.server.roleservers import LeaderServer, LearnerServer
 from pyzk.server.zablog import ZabLog
 from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
@@ -175,17 +179,32 @@ class LeaderRole(_Role):
                                    server_id=self.my_id, tree=tree, sessions=sessions,
                                    zxid=last_zxid)
         verifier = self.peer.verifier
-        self.core = LeaderCore(
-            self.my_id, verifier, accepted_epoch=self.peer.accepted_epoch,
+        kw: dict[str, Any] = dict(
+            accepted_epoch=self.peer.accepted_epoch,
             current_epoch=self.peer.current_epoch, last_zxid=last_zxid, now=self.now(),
             tick_time=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
             committed=CommittedLog(), txnlog=self._read_log,
-            config=lambda z: newleader_config(verifier, z,
-                                              reconfig_enabled=bool(cfg.reconfig_enabled)))
+            config=self._newleader_config)
+        self.core: LeaderCore
+        if cfg.reconfig_enabled:
+            core = ReconfigLeaderCore(self.my_id, verifier, last_seen=self.peer.last_seen, **kw)
+            self.server.prep.reconfig = ReconfigPreparer(
+                self.peer, core.is_quorum_synced,
+                standalone_enabled=bool(cfg.standalone_enabled))
+            self.core = core
+        else:
+            self.core = LeaderCore(self.my_id, verifier, **kw)
         self.links: set[_Link] = set()
         self._listener: asyncio.base_events.Server | None = None
         self.started_ms = 0.0
         self.proposal_sizes: list[int] = []  # last, min, max (BufferStats)
+
+    def _newleader_config(self, zxid: int) -> bytes:
+        """What NEWLEADER carries: the last seen configuration as it is when the
+        learner is synced (LearnerHandler reads it then)."""
+        reconfig = bool(self.cfg.reconfig_enabled)
+        verifier = self.peer.last_seen if reconfig else self.peer.verifier
+        return newleader_config(verifier, zxid, reconfig_enabled=reconfig)
 
     def _read_log(self, peer_zxid: int) -> Any:
         """ZKDatabase.getProposalsFromTxnLog: entries from the file holding ``peer_zxid``."""
@@ -279,10 +298,31 @@ class LeaderRole(_Role):
                 self.links.discard(a.peer)
             elif t is A.Shutdown:
                 self.finish(a.reason)
+            elif t is SeeConfig:
+                self.peer.set_last_seen(a.verifier)
+            elif t is ActivateConfig:
+                # Leader.tryToCommit: the leader goes on (answering this reconfig);
+                # if it is no longer the designated leader the core stops committing
+                # and the role ends once its followers have left for the new leader.
+                self.peer.process_reconfig(a.verifier, a.designated_leader, a.zxid)
             elif t is A.ConfigSeen:
                 pass
 
+    def _activate_initial_config(self, epoch: int) -> None:
+        """Leader.lead and startZkServer with reconfigEnabled (ZOOKEEPER-1783): a
+        never-reconfigured configuration (version 0) takes the new epoch's first
+        zxid as its version, which the NEWLEADER already carried, and is committed
+        on every member once a quorum acked it."""
+        peer = self.peer
+        zxid = make_zxid(epoch, 0)
+        if peer.verifier.version == 0 and peer.last_seen.version == 0:
+            peer.set_last_seen(QuorumMaj(peer.verifier.members, zxid))
+        peer.process_reconfig(peer.last_seen, self.my_id, zxid)
+        self.core.quorum = peer.verifier
+
     def _start_serving(self, epoch: int) -> None:
+        if self.cfg.reconfig_enabled:
+            self._activate_initial_config(epoch)
         server = self.server
         server.zxid = make_zxid(epoch, 0)
         server.tree.last_processed_zxid = server.zxid
@@ -353,6 +393,8 @@ class LearnerRole(_Role):
             self.cfg, observer=self.observer, server_id=self.my_id, forward=self._forward,
             revalidate=self._revalidate, touch=self.core.touch, now_ms=self.host.now_ms,
             wall_ms=self.host.wall_ms, tree=tree, sessions=sessions, zxid=zxid)
+        # Learner.syncWithLeader: after DIFF, SNAP or TRUNC the config node is ours
+        self.host.init_config_node(tree)
         if self.host.store is not None:
             self.host.store.server = self.server
 
@@ -441,7 +483,22 @@ class LearnerRole(_Role):
             elif t is A.Shutdown:
                 self.finish(a.reason)
             elif t is A.ConfigSeen:
-                pass
+                self._config_seen(a)
+
+    def _config_seen(self, a: A.ConfigSeen) -> None:
+        """Learner: NEWLEADER/PROPOSAL (last seen) or UPTODATE/COMMITANDACTIVATE/
+        INFORMANDACTIVATE (activate) configurations; a major change ends the role."""
+        if not self.cfg.reconfig_enabled:
+            return
+        try:
+            qv = QuorumMaj.from_string(a.config.decode("utf-8"))
+        except (ConfigError, UnicodeDecodeError) as e:
+            log.error("Bad configuration from the leader: %s", e)
+            return
+        if not a.activate:
+            self.peer.set_last_seen(qv)
+        elif self.peer.process_reconfig(qv, a.designated_leader, None):
+            self.finish("changes proposed in reconfig")
 
     def _truncate(self, zxid: int) -> None:
         """ZKDatabase.truncateLog: cut the log after ``zxid`` and reload from disk."""

@@ -35,6 +35,7 @@ from pyzk.jute.records import (
     Create2Response,
     CreateResponse,
     ErrorResponse,
+    GetDataResponse,
     GetSASLRequest,
     Id,
     SetACLResponse,
@@ -133,6 +134,9 @@ class ServerStats:
 
 
 class ZooKeeperServer:
+    #: ReadOnlyZooKeeperServer sets the ConnectResponse's readOnly flag (and srvr/isro say so).
+    read_only = False
+
     def __init__(self, cfg: Any, *, now_ms: Callable[[], float], wall_ms: Callable[[], int],
                  server_id: int = 1, tree: DataTree | None = None,
                  sessions: dict[int, int] | None = None, zxid: int = 0) -> None:
@@ -246,7 +250,7 @@ class ZooKeeperServer:
         out = bytearray(b"\0\0\0\0")
         rsp.encode(out)
         if not conn.old_client:
-            out += b"\0"
+            out += b"\1" if self.read_only else b"\0"
         out[0:4] = _INT.pack(len(out) - 4)
         conn.send(bytes(out))
         # Apache's createSession path returns before updating the
@@ -470,6 +474,9 @@ class ZooKeeperServer:
                     return
                 elif op == OpCode.setACL:
                     SetACLResponse(rc.stat).encode(out)
+                elif op == OpCode.reconfig:
+                    # the new configuration (the txn's data) and the config node's stat
+                    GetDataResponse(prepared.txn.data, rc.stat).encode(out)
         if err and op != OpCode.multi:
             del out[20:]
         REPLY_HDR.pack_into(out, 0, len(out) - 4, entry.xid, self.tree.last_processed_zxid, err)

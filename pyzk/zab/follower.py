@@ -274,11 +274,13 @@ class LearnerCore:
     def _on_sync_mode(self, packet: QuorumPacket, snapshot: Any) -> None:
         t = packet.type
         if t == PacketType.DIFF:
+            log.info("Getting a diff from the leader 0x%s", hexz(packet.zxid))
             self._snapshot_needed = False
             self.sync_kind = "DIFF"
         elif t == PacketType.SNAP:
             if snapshot is None:
                 raise P.PacketError("SNAP without its snapshot")
+            log.info("Getting a snapshot from leader 0x%s", hexz(packet.zxid))
             self.sync_kind = "SNAP"
             self._out.append(LoadSnapshot(snapshot))
             self._sync_snapshot = True
