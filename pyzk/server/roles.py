@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from typing import Any
 
 from pyzk.config import ConfigError
@@ -32,7 +33,7 @@ from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version
 from pyzk.txnlog.log import TxnLogWriter, iter_txns, truncate_log
 from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
-from pyzk.zab.history import CommittedLog
+from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
 from pyzk.zab.leader import LeaderCore, newleader_config
 from pyzk.zab.packets import LearnerStream, PacketError, PacketStream
 from pyzk.zab.snapstream import encode_wire_snapshot
@@ -183,7 +184,7 @@ class LeaderRole(_Role):
             accepted_epoch=self.peer.accepted_epoch,
             current_epoch=self.peer.current_epoch, last_zxid=last_zxid, now=self.now(),
             tick_time=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
-            committed=CommittedLog(), txnlog=self._read_log,
+            committed=self._recent_committed(), txnlog=self._read_log,
             config=self._newleader_config)
         self.core: LeaderCore
         if cfg.reconfig_enabled:
@@ -205,6 +206,16 @@ class LeaderRole(_Role):
         reconfig = bool(self.cfg.reconfig_enabled)
         verifier = self.peer.last_seen if reconfig else self.peer.verifier
         return newleader_config(verifier, zxid, reconfig_enabled=reconfig)
+
+    def _recent_committed(self) -> CommittedLog:
+        """ZKDatabase's committedLog as loading leaves it: the last
+        commitLogCount txns of the log, so a new leader can DIFF or TRUNC a
+        learner instead of sending it a whole snapshot."""
+        log_dir = self.cfg.data_log_dir or self.cfg.data_dir
+        recent: deque[A.Entry] = deque(maxlen=DEFAULT_COMMIT_LOG_COUNT + 1)
+        for e in iter_txns(log_dir, 0):
+            recent.append(A.Entry(e.hdr.zxid, e.entry))
+        return CommittedLog(entries=recent)
 
     def _read_log(self, peer_zxid: int) -> Any:
         """ZKDatabase.getProposalsFromTxnLog: entries from the file holding ``peer_zxid``."""

@@ -226,8 +226,10 @@ MISSED = 600
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("kinds", "new_epoch_writes", "expected"), [
     ({1: "pyzk", 2: "pyzk", 3: "pyzk", 4: "apache", 5: "apache"}, 0, "TRUNC"),
+    ({1: "apache", 2: "pyzk", 3: "pyzk", 4: "pyzk", 5: "pyzk"}, 0, "TRUNC"),
     ({1: "apache", 2: "pyzk", 3: "pyzk", 4: "pyzk", 5: "pyzk"}, 5, "SNAP"),
-], ids=["apache-leader-truncates-pyzk", "pyzk-leader-snaps-apache-across-epochs"])
+], ids=["apache-leader-truncates-pyzk", "pyzk-leader-truncates-apache",
+        "pyzk-leader-snaps-apache-across-epochs"])
 def test_straggler_with_an_uncommitted_proposal(tmp_path: Path, kinds: dict[int, str],
                                                 new_epoch_writes: int, expected: str) -> None:
     """A follower logged a proposal that never committed before its leader
