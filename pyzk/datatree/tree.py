@@ -455,16 +455,7 @@ class DataTree:
             self._pre_change(path, old)
         self._put(path, node)
         if ephemeral_owner:
-            kind = self._kind(ephemeral_owner)
-            if kind is EphemeralType.CONTAINER:
-                self.containers.add(path)
-            elif kind is EphemeralType.TTL:
-                self.ttls.add(path)
-            else:
-                eph = self.ephemerals.get(ephemeral_owner)
-                if eph is None:
-                    eph = self.ephemerals[ephemeral_owner] = JavaStringSet(16)
-                eph.add(path)
+            self._track_owner(path, ephemeral_owner)
         if parent_name.startswith(QUOTA_ZOOKEEPER):
             if child_name == LIMIT_NODE:
                 try:
@@ -484,6 +475,20 @@ class DataTree:
             for w in self.child_watches.trigger(ppath, _CHILDREN_CHANGED):
                 events.append((w, _CHILDREN_CHANGED, ppath))
         return node
+
+    def _track_owner(self, path: str, owner: int) -> None:
+        """File a node with a non-zero ephemeralOwner under containers, TTL
+        nodes or its session's ephemerals."""
+        kind = self._kind(owner)
+        if kind is EphemeralType.CONTAINER:
+            self.containers.add(path)
+        elif kind is EphemeralType.TTL:
+            self.ttls.add(path)
+        else:
+            eph = self.ephemerals.get(owner)
+            if eph is None:
+                eph = self.ephemerals[owner] = JavaStringSet(16)
+            eph.add(path)
 
     def _kind(self, owner: int) -> EphemeralType:
         try:
@@ -888,16 +893,7 @@ class DataTree:
                 gc.enable()
         root, total, size, uses, owned = loaded
         for path, owner in owned:
-            kind = tree._kind(owner)
-            if kind is EphemeralType.CONTAINER:
-                tree.containers.add(path)
-            elif kind is EphemeralType.TTL:
-                tree.ttls.add(path)
-            else:
-                eph = tree.ephemerals.get(owner)
-                if eph is None:
-                    eph = tree.ephemerals[owner] = JavaStringSet(16)
-                eph.add(path)
+            tree._track_owner(path, owner)
         tree._digest = total
         for acl_id, n in uses.items():
             if acl_id != -1 and acl_id not in tree.acl_cache._by_id:  # noqa: SLF001

@@ -23,10 +23,11 @@ from pyzk.quorum.confignode import init_config_node
 from pyzk.quorum.election import Decided, ServerState
 from pyzk.quorum.peer import QuorumPeer
 from pyzk.server.connection import ClientConnection
-from pyzk.server.fourletter import FOUR_LETTER_WORDS, FourLetterWords
+from pyzk.server.fourletter import FourLetterWords
 from pyzk.server.readonly import ReadOnlyServer
 from pyzk.server.roles import LeaderRole, LearnerRole
 from pyzk.server.roleservers import RoleServer
+from pyzk.server.shell import ClientPortHost
 from pyzk.server.store import Store
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class QuorumFourLetterWords(FourLetterWords):
         return "".join(lines)
 
 
-class QuorumServerShell:
+class QuorumServerShell(ClientPortHost):
     """The ensemble member: what pyzk.server.connection needs of a shell, and the
     :class:`~pyzk.quorum.peer.RoleHost` its QuorumPeer runs roles on."""
 
@@ -127,24 +128,6 @@ class QuorumServerShell:
         if self._fourlw is None or self._fourlw[0] is not server:
             self._fourlw = (server, QuorumFourLetterWords(self))
         return self._fourlw[1]
-
-    def admit(self, conn: ClientConnection) -> bool:
-        limit = self.cfg.max_client_cnxns
-        count = sum(1 for c in self.server.connections if c.remote_ip == conn.remote_ip)
-        if limit > 0 and count >= limit:
-            log.warning("Too many connections from %s - max is %d", conn.remote, limit)
-            return False
-        return True
-
-    def is_four_letter_word(self, word: bytes) -> bool:
-        return word in FOUR_LETTER_WORDS
-
-    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
-        text = self.fourlw.run(cmd, conn)
-        conn.handshake_seen = True
-        if text:
-            conn.send(text.encode("utf-8"))
-        conn.close()
 
     # -- RoleHost ------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from pyzk.server.reconfig import ReconfigPreparer
 from pyzk.server.roleservers import LeaderServer, LearnerServer
 from pyzk.server.zablog import ZabLog
 from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
-from pyzk.txnlog.log import TxnLogWriter, iter_txns, truncate_log
+from pyzk.txnlog.log import TxnLogWriter, iter_txns, log_files, truncate_log
 from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
 from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
@@ -210,11 +210,20 @@ class LeaderRole(_Role):
     def _recent_committed(self) -> CommittedLog:
         """ZKDatabase's committedLog as loading leaves it: the last
         commitLogCount txns of the log, so a new leader can DIFF or TRUNC a
-        learner instead of sending it a whole snapshot."""
+        learner instead of sending it a whole snapshot. Only the newest log
+        files are read (newest first until the window is full): a failover
+        must not wait on reading every log on disk."""
         log_dir = self.cfg.data_log_dir or self.cfg.data_dir
-        recent: deque[A.Entry] = deque(maxlen=DEFAULT_COMMIT_LOG_COUNT + 1)
-        for e in iter_txns(log_dir, 0):
-            recent.append(A.Entry(e.hdr.zxid, e.entry))
+        want = DEFAULT_COMMIT_LOG_COUNT + 1
+        files = log_files(log_dir, 0)
+        recent: deque[A.Entry] = deque(maxlen=want)
+        for start in range(len(files) - 1, -1, -1):
+            recent.clear()
+            first = zxid_from_name(files[start].name, LOG_PREFIX)
+            for e in iter_txns(log_dir, max(first, 0)):
+                recent.append(A.Entry(e.hdr.zxid, e.entry))
+            if len(recent) >= want or start == 0:
+                break
         return CommittedLog(entries=recent)
 
     def _read_log(self, peer_zxid: int) -> Any:

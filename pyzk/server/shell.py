@@ -50,7 +50,36 @@ class MemoryLog:
             self.server.stats.fsynced_txns += len(batch)
 
 
-class ServerShell:
+class ClientPortHost:
+    """What a ClientConnection asks of the shell that accepted it: admission
+    (maxClientCnxns per IP, as Apache's NIOServerCnxnFactory) and
+    four-letter words. Shared by the standalone and the quorum shells; they
+    provide ``cfg``, ``server`` and ``fourlw``."""
+
+    cfg: Any
+    server: Any
+    fourlw: Any
+
+    def admit(self, conn: ClientConnection) -> bool:
+        limit = self.cfg.max_client_cnxns
+        count = sum(1 for c in self.server.connections if c.remote_ip == conn.remote_ip)
+        if limit > 0 and count >= limit:
+            log.warning("Too many connections from %s - max is %d", conn.remote, limit)
+            return False
+        return True
+
+    def is_four_letter_word(self, word: bytes) -> bool:
+        return word in FOUR_LETTER_WORDS
+
+    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
+        text = self.fourlw.run(cmd, conn)
+        conn.handshake_seen = True
+        if text:
+            conn.send(text.encode("utf-8"))
+        conn.close()
+
+
+class ServerShell(ClientPortHost):
     def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop, *,
                  persistent: bool = True) -> None:
         self.cfg = cfg
@@ -77,26 +106,6 @@ class ServerShell:
         self.stopping = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
 
-    # -- connections ------------------------------------------------------------------
-
-    def admit(self, conn: ClientConnection) -> bool:
-        """maxClientCnxns per IP, as Apache's NIOServerCnxnFactory."""
-        limit = self.cfg.max_client_cnxns
-        count = sum(1 for c in self.server.connections if c.remote_ip == conn.remote_ip)
-        if limit > 0 and count >= limit:
-            log.warning("Too many connections from %s - max is %d", conn.remote, limit)
-            return False
-        return True
-
-    def is_four_letter_word(self, word: bytes) -> bool:
-        return word in FOUR_LETTER_WORDS
-
-    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
-        text = self.fourlw.run(cmd, conn)
-        conn.handshake_seen = True
-        if text:
-            conn.send(text.encode("utf-8"))
-        conn.close()
 
     # -- lifecycle --------------------------------------------------------------------
 
