@@ -309,9 +309,10 @@ class LeaderRole(_Role):
                 if a.request.type == OpCode.sync:
                     self.execute(self.core.process_sync(a.peer))
                 else:
-                    self.server.forwarded(a.request, self.now())
+                    self.server.forwarded(a.request, self.now(), owner=a.peer)
             elif t is A.CheckSession:
-                valid = self.server.revalidate(a.session_id, a.timeout, self.now())
+                valid = self.server.revalidate(a.session_id, a.timeout, self.now(),
+                                               owner=a.peer)
                 self.execute(self.core.revalidated(a.peer, a.packet, a.session_id, valid))
             elif t is A.Disconnect:
                 a.peer.close()

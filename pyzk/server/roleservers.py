@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pyzk.jute.constants import OpCode
-from pyzk.jute.records import ConnectRequest, ErrorTxn, Id
+from pyzk.jute.constants import Err, OpCode
+from pyzk.jute.records import ConnectRequest, ErrorTxn, Id, TxnHeader
 from pyzk.server.prep import WRITE_OPS, Prepared
 from pyzk.server.sessions import SessionTracker
 from pyzk.server.zkserver import Entry, ZooKeeperServer
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 _INT = struct.Struct(">i")
 _REQ_HDR = struct.Struct(">ii")
+
+#: The owner of sessions whose clients are connected to the leader itself.
+LOCAL = "leader"
 
 #: ``Entry.prepared`` of a request forwarded to the leader and not yet committed.
 FORWARDED = Prepared(None, None, 0)
@@ -79,6 +82,43 @@ class LeaderServer(RoleServer):
         self._propose = propose
         self.proposed: dict[int, Entry] = {}
         self.submit = self._submit
+        # Which server a session's client talks to (SessionTrackerImpl's
+        # owner): a learner's link, or LOCAL for the leader's own clients. A
+        # write arriving through any other server is SessionMoved.
+        self.owners: dict[int, Any] = {}
+
+    def _owned_by(self, sid: int, owner: Any) -> bool:
+        """SessionTracker.checkSession's owner test (the first owner sticks)."""
+        current = self.owners.get(sid)
+        if current is None:
+            self.owners[sid] = owner
+            return True
+        return current is owner
+
+    def _session_moved(self, sid: int, cxid: int, op: int) -> Prepared:
+        hdr = TxnHeader(sid, cxid, self.next_zxid(), self.wall_ms(), OpCode.error)
+        log.info("Session 0x%x moved: refusing request type %d", sid & (2**64 - 1), op)
+        return Prepared(hdr, ErrorTxn(Err.SESSIONMOVED), Err.SESSIONMOVED)
+
+    def write(self, conn: Any, xid: int, op: int, body: bytes, now: float) -> None:
+        sid = conn.session_id
+        if op != OpCode.closeSession and not self._owned_by(sid, LOCAL):
+            entry = Entry(conn, xid, op, body, self._session_moved(sid, xid, op), now)
+            conn.inflight.append(entry)
+            self.stats.outstanding += 1
+            self.submit(entry)
+            return
+        super().write(conn, xid, op, body, now)
+
+    def create_session(self, conn: Any, sid: int, timeout: int, now: float) -> None:
+        self.owners[sid] = LOCAL
+        super().create_session(conn, sid, timeout, now)
+
+    def finish_session_init(self, conn: Any, valid: bool) -> None:
+        if valid and conn.session_id:
+            # A client that reconnects here with its session moves it here.
+            self.owners[conn.session_id] = LOCAL
+        super().finish_session_init(conn, valid)
 
     def _submit(self, entry: Entry) -> None:
         from pyzk.txnlog.txn import encode_txn
@@ -94,13 +134,24 @@ class LeaderServer(RoleServer):
         if entry is None:
             log.error("Commit of 0x%x that this leader did not propose", zentry.zxid)
             return
+        if entry.op == OpCode.closeSession and entry.prepared.hdr.type == OpCode.closeSession:
+            self.owners.pop(entry.prepared.hdr.clientId, None)
         self.apply(entry)
 
-    def forwarded(self, req: ForwardedRequest, now: float) -> None:
-        """A learner's REQUEST (Leader's PrepRequestProcessor on a forwarded request)."""
+    def forwarded(self, req: ForwardedRequest, now: float, owner: Any = None) -> None:
+        """A learner's REQUEST (Leader's PrepRequestProcessor on a forwarded
+        request); ``owner`` is the learner link it came through."""
         op = req.type
         sid = req.session_id
         wall = self.wall_ms()
+        if owner is not None and op == OpCode.createSession:
+            self.owners[sid] = owner
+        if (owner is not None and op in WRITE_OPS
+                and op not in (OpCode.createSession, OpCode.closeSession)
+                and not self._owned_by(sid, owner)):
+            self.submit(Entry(None, req.cxid, op, req.request,
+                              self._session_moved(sid, req.cxid, op), now))
+            return
         if op == OpCode.createSession:
             timeout = _INT.unpack_from(req.request, 0)[0] if len(req.request) >= 4 else 0
             self.sessions.add(sid, timeout, int(now))
@@ -122,9 +173,13 @@ class LeaderServer(RoleServer):
         for sid, timeout in touches:
             self.sessions.touch(sid, int(now), timeout)
 
-    def revalidate(self, sid: int, timeout: int, now: float) -> bool:
-        """LeaderSessionTracker.touchSession for a REVALIDATE."""
-        return self.sessions.touch(sid, int(now), timeout)
+    def revalidate(self, sid: int, timeout: int, now: float, owner: Any = None) -> bool:
+        """LeaderSessionTracker.touchSession for a REVALIDATE; a valid session
+        now belongs to the learner that asked (Leader.revalidateSession)."""
+        valid = self.sessions.touch(sid, int(now), timeout)
+        if valid and owner is not None:
+            self.owners[sid] = owner
+        return valid
 
 
 class LearnerSessions(SessionTracker):

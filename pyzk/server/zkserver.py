@@ -436,6 +436,11 @@ class ZooKeeperServer:
         op = entry.op
         out = bytearray(20)
         err = prepared.err
+        if err == Err.SESSIONMOVED:
+            # The session belongs to another server now: Apache answers
+            # nothing and closes this connection (FinalRequestProcessor).
+            conn.close()
+            return
         if prepared.hdr.type == OpCode.error:
             pass
         elif op == OpCode.multi:
