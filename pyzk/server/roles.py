@@ -31,6 +31,7 @@ from pyzk.server.roleservers import LeaderServer, LearnerServer
 from pyzk.server.zablog import ZabLog
 from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
 from pyzk.txnlog.log import TxnLogWriter, iter_txns, log_files, truncate_log
+from pyzk.txnlog.snapshot import find_snapshots
 from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
 from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
@@ -185,6 +186,7 @@ class LeaderRole(_Role):
             current_epoch=self.peer.current_epoch, last_zxid=last_zxid, now=self.now(),
             tick_time=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
             committed=self._recent_committed(), txnlog=self._read_log,
+            force_snap=self._sysprop("zookeeper.forceSnapshotSync", "").lower() == "true",
             config=self._newleader_config)
         self.core: LeaderCore
         if cfg.reconfig_enabled:
@@ -214,7 +216,7 @@ class LeaderRole(_Role):
         files are read (newest first until the window is full): a failover
         must not wait on reading every log on disk."""
         log_dir = self.cfg.data_log_dir or self.cfg.data_dir
-        want = DEFAULT_COMMIT_LOG_COUNT + 1
+        want = self._commit_log_count() + 1
         files = log_files(log_dir, 0)
         recent: deque[A.Entry] = deque(maxlen=want)
         for start in range(len(files) - 1, -1, -1):
@@ -224,12 +226,60 @@ class LeaderRole(_Role):
                 recent.append(A.Entry(e.hdr.zxid, e.entry))
             if len(recent) >= want or start == 0:
                 break
-        return CommittedLog(entries=recent)
+        return CommittedLog(self._commit_log_count(), entries=recent)
+
+    def _sysprop(self, name: str, default: str) -> str:
+        return str(getattr(self.cfg, "system_properties", {}).get(name, default))
+
+    def _commit_log_count(self) -> int:
+        """zookeeper.commitLogCount; Apache raises values below 500 to 500."""
+        try:
+            n = int(self._sysprop("zookeeper.commitLogCount", str(DEFAULT_COMMIT_LOG_COUNT)))
+        except ValueError:
+            n = DEFAULT_COMMIT_LOG_COUNT
+        return max(n, DEFAULT_COMMIT_LOG_COUNT)
+
+    def _log_size_limit(self) -> int:
+        """ZKDatabase.calculateTxnLogSizeLimit: newest snapshot size times
+        zookeeper.snapshotSizeFactor (0.33); negative turns log sync off."""
+        try:
+            factor = float(self._sysprop("zookeeper.snapshotSizeFactor", "0.33"))
+        except ValueError:
+            factor = 0.33
+        if factor < 0:
+            return -1
+        snaps = find_snapshots(self.cfg.data_dir, 1)
+        size = snaps[0].stat().st_size if snaps else 0
+        return int(size * factor)
 
     def _read_log(self, peer_zxid: int) -> Any:
-        """ZKDatabase.getProposalsFromTxnLog: entries from the file holding ``peer_zxid``."""
+        """ZKDatabase.getProposalsFromTxnLog: entries from the file holding
+        ``peer_zxid``, or none (so the learner gets a SNAP) when log sync is
+        off, the log does not reach back to ``peer_zxid``, or the log files
+        to send are larger than the size limit, as Apache decides."""
+        limit = self._log_size_limit()
+        if limit < 0:
+            return
         log_dir = self.cfg.data_log_dir or self.cfg.data_dir
-        for e in iter_txns(log_dir, peer_zxid):
+        it = iter(iter_txns(log_dir, peer_zxid))
+        first = None
+        for e in it:
+            if e.hdr.zxid >= peer_zxid:
+                first = e
+                break
+        if first is None:
+            return
+        if first.hdr.zxid > peer_zxid:
+            log.warning("Unable to find proposals from txnlog for zxid: 0x%x", peer_zxid)
+            return
+        if limit > 0:
+            # FileTxnIterator.getStorageSize: the files after the one being read.
+            size = sum(f.stat().st_size for f in log_files(log_dir, peer_zxid)[1:])
+            if size > limit:
+                log.info("Txnlog size: %d exceeds sizeLimit: %d", size, limit)
+                return
+        yield A.Entry(first.hdr.zxid, first.entry)
+        for e in it:
             yield A.Entry(e.hdr.zxid, e.entry)
 
     async def run(self) -> str:

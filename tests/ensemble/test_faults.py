@@ -318,6 +318,38 @@ def test_apache_leader_sends_a_far_behind_pyzk_follower_a_snapshot(tmp_path: Pat
         check_converged(ens, acked)
 
 
+@pytest.mark.timeout(150)
+def test_pyzk_leader_sends_a_far_behind_apache_follower_a_snapshot(tmp_path: Path) -> None:
+    """The reverse: a pyzk leader applies Apache's on-disk rules too (the log
+    must reach back to the learner's zxid and the files after the first must
+    stay under snapshotSizeFactor x the snapshot), so a far-behind Apache
+    follower gets a SNAP, not a DIFF read from a gapped or oversized log."""
+    require_reference()
+    ens = Ensemble(tmp_path, {1: "apache", 2: "pyzk", 3: "pyzk"}, extra_cfg=SESSION_CFG)
+    for sid in (2, 3):
+        ens[sid].jvm_flags = ["-Dzookeeper.snapCount=100"]
+    with ens:
+        leader = ens.wait_leader()
+        assert ens[leader].kind == "pyzk"
+        acked = []
+        with client(ens.hosts([2, 3])) as zk:
+            zk.ensure_path("/load")
+            ens[1].stop()
+            missed = [f"/load/missed-{i:04d}" for i in range(MISSED)]
+            for start in range(0, MISSED, 100):
+                batch = [zk.create_async(p, b"m") for p in missed[start:start + 100]]
+                for p, r in zip(missed[start:start + 100], batch, strict=True):
+                    r.get(timeout=30)
+                    acked.append(p)
+        mark = len(ens[leader].log_path.read_text())
+        ens[1].start(wait=False)
+        ens[1].wait_ready(30)
+        assert ens.wait_leader() == leader
+        got = ens[leader].log_path.read_text()[mark:]
+        assert "Syncing learner sid 1" in got and "with SNAP" in got, got[-2000:]
+        check_converged(ens, acked)
+
+
 @pytest.mark.timeout(120)
 def test_slow_and_reset_quorum_links_under_write_load(tmp_path: Path) -> None:
     """One follower's links are slow (every chunk 300 ms late, longer than a
