@@ -10,7 +10,6 @@ and the modes and follower counts srvr/mntr report.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from pyzk.testing.servers import Ensemble, require_reference
+from pyzk.testing.servers import Ensemble, require_reference, wait_for
 
 SESSION_CFG = {"maxSessionTimeout": "20000"}
 
@@ -50,15 +49,6 @@ def gauge_keys(ens: Ensemble, sid: int) -> list[str]:
     return keys[: keys.index("zk_quorum_size") + 1]
 
 
-def wait_for(cond, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def writes_everywhere(ens: Ensemble, prefix: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -22,7 +22,7 @@ from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from pyzk.testing.faultproxy import FaultProxy, route_ensemble
-from pyzk.testing.servers import Ensemble, ServerProcess, require_reference
+from pyzk.testing.servers import Ensemble, ServerProcess, require_reference, wait_for
 from pyzk.txnlog.log import last_logged_zxid
 
 T = TypeVar("T")
@@ -41,15 +41,6 @@ def client(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
         zk.close()
 
 
-def wait_for(cond: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Writer:

@@ -12,9 +12,9 @@ deterministic.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,20 +26,14 @@ from kazoo.protocol.states import KeeperState
 
 from pyzk.jute.records import ConnectRequest, ConnectResponse
 from pyzk.testing.servers import Ensemble, require_reference
+from pyzk.testing.servers import wait_for as shared_wait_for
 
 _LEN = struct.Struct(">i")
 RO_FLAGS = ["-Dreadonlymode.enabled=true"]
 
 
-def wait_for(cond, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+# This file's waits default to 30 s.
+wait_for = functools.partial(shared_wait_for, timeout=30.0)
 
 
 def handshake(address: str, *, read_only: bool | None,

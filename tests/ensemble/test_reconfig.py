@@ -12,7 +12,7 @@ followers, and the error cases are compared with Apache.
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -38,6 +38,7 @@ from pyzk.quorum.verifier import QuorumMaj
 from pyzk.server.prep import Prepared, Preparer
 from pyzk.server.reconfig import ReconfigPreparer
 from pyzk.testing.servers import Ensemble, PyzkServer, require_reference
+from pyzk.testing.servers import wait_for as shared_wait_for
 from pyzk.txnlog.txn import encode_txn
 from pyzk.zab import actions as A
 from pyzk.zab import packets as P
@@ -52,15 +53,8 @@ SUPER_FLAGS = [f"-Dzookeeper.DigestAuthenticationProvider.superDigest={digest_id
 RECONFIG = {"reconfigEnabled": "true", "maxSessionTimeout": "20000"}
 
 
-def wait_for(cond, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+# This file's waits default to 30 s.
+wait_for = functools.partial(shared_wait_for, timeout=30.0)
 
 
 @contextmanager
