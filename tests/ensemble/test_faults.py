@@ -214,6 +214,18 @@ def strand_a_proposal(ens: Ensemble, proxy: FaultProxy, straggler: int) -> tuple
 MISSED = 600
 
 
+def write_missed(zk: KazooClient) -> list[str]:
+    """MISSED creates under /load, 100 in flight at a time; the acknowledged paths."""
+    missed = [f"/load/missed-{i:04d}" for i in range(MISSED)]
+    acked = []
+    for start in range(0, MISSED, 100):
+        batch = [zk.create_async(p, b"m") for p in missed[start:start + 100]]
+        for p, r in zip(missed[start:start + 100], batch, strict=True):
+            r.get(timeout=30)
+            acked.append(p)
+    return acked
+
+
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("kinds", "new_epoch_writes", "expected"), [
     ({1: "pyzk", 2: "pyzk", 3: "pyzk", 4: "apache", 5: "apache"}, 0, "TRUNC"),
@@ -293,12 +305,7 @@ def test_apache_leader_sends_a_far_behind_pyzk_follower_a_snapshot(tmp_path: Pat
                 zk.create(f"/load/early-{i}", b"e")
                 acked.append(f"/load/early-{i}")
             ens[1].stop()
-            missed = [f"/load/missed-{i:04d}" for i in range(MISSED)]
-            for start in range(0, MISSED, 100):
-                batch = [zk.create_async(p, b"m") for p in missed[start:start + 100]]
-                for p, r in zip(missed[start:start + 100], batch, strict=True):
-                    r.get(timeout=30)
-                    acked.append(p)
+            acked += write_missed(zk)
         mark = len(ens[1].log_path.read_text())
         ens[1].start(wait=False)
         ens[1].wait_ready(30)
@@ -326,12 +333,7 @@ def test_pyzk_leader_sends_a_far_behind_apache_follower_a_snapshot(tmp_path: Pat
         with client(ens.hosts([2, 3])) as zk:
             zk.ensure_path("/load")
             ens[1].stop()
-            missed = [f"/load/missed-{i:04d}" for i in range(MISSED)]
-            for start in range(0, MISSED, 100):
-                batch = [zk.create_async(p, b"m") for p in missed[start:start + 100]]
-                for p, r in zip(missed[start:start + 100], batch, strict=True):
-                    r.get(timeout=30)
-                    acked.append(p)
+            acked += write_missed(zk)
         mark = len(ens[leader].log_path.read_text())
         ens[1].start(wait=False)
         ens[1].wait_ready(30)
