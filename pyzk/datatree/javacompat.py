@@ -96,6 +96,20 @@ def table_size_for(n: int) -> int:
 _INT = struct.Struct(">i")
 
 
+def _encode_names(order: list[str], cut: int) -> tuple[bytes, int]:
+    """A Jute vector<ustring> of ``name[cut:]`` for each entry, and the sum of
+    the names' lengths (what a getChildren reply carries and Apache counts)."""
+    parts = [_INT.pack(len(order))]
+    total = 0
+    for entry in order:
+        name = entry[cut:] if cut else entry
+        b = name.encode("utf-8")
+        parts.append(_INT.pack(len(b)))
+        parts.append(b)
+        total += len(name)
+    return b"".join(parts), total
+
+
 class JavaStringSet:
     """A set of strings that iterates in ``java.util.HashSet<String>`` order.
 
@@ -200,15 +214,7 @@ class JavaStringSet:
         their lengths (what Apache's read statistics count)."""
         enc = self._encoded
         if enc is None:
-            order = self.java_order()
-            parts = [_INT.pack(len(order))]
-            total = 0
-            for name in order:
-                b = name.encode("utf-8")
-                parts.append(_INT.pack(len(b)))
-                parts.append(b)
-                total += len(name)
-            enc = self._encoded = (b"".join(parts), total)
+            enc = self._encoded = _encode_names(self.java_order(), 0)
         return enc
 
     def clone(self) -> JavaStringSet:
@@ -367,17 +373,8 @@ class ChildSet(JavaStringSet):
     def encoded(self) -> tuple[bytes, int]:
         enc = self._encoded
         if enc is None:
-            order = JavaStringSet.java_order(self)
-            cut = len(self._prefix)
-            parts = [_INT.pack(len(order))]
-            total = 0
-            for path in order:
-                name = path[cut:]
-                b = name.encode("utf-8")
-                parts.append(_INT.pack(len(b)))
-                parts.append(b)
-                total += len(name)
-            enc = self._encoded = (b"".join(parts), total)
+            enc = self._encoded = _encode_names(JavaStringSet.java_order(self),
+                                                len(self._prefix))
         return enc
 
     def clone(self) -> JavaStringSet:

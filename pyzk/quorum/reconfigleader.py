@@ -29,7 +29,7 @@ from typing import Any
 from pyzk.jute.constants import OpCode
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.zab import packets as P
-from pyzk.zab.actions import Action, Commit, Entry
+from pyzk.zab.actions import Action, Entry
 from pyzk.zab.leader import BROADCAST, LeaderCore
 from pyzk.zab.zxid import hexz, is_epoch_start
 
@@ -173,15 +173,5 @@ class ReconfigLeaderCore(LeaderCore):
         else:
             commit = P.commit_packet(zxid)
             inform = P.inform_packet(zxid, data)
-        for h in self.forwarding:
-            self._send(h, commit)
-        for h in self.observing:
-            self._send(h, inform)
-        self._out.append(Commit(p.entry))
-        self.committed.add(p.entry)
-        self.last_processed = zxid
-        for peer in self.pending_syncs.pop(zxid, ()):
-            h = self.handlers.get(peer)
-            if h is not None:
-                self._send(h, P.sync_packet())
+        self._broadcast_commit(p, zxid, commit, inform)
         return True

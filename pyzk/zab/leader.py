@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyzk.jute.records import QuorumPacket
 from pyzk.zab import packets as P
@@ -668,13 +668,17 @@ class LeaderCore:
                         hexz(self.last_committed + 1))
         del self.outstanding[zxid]
         self.last_committed = zxid
-        commit = P.commit_packet(zxid)
+        inform = P.inform_packet(zxid, p.entry.data) if self.observing else None
+        self._broadcast_commit(p, zxid, P.commit_packet(zxid), inform)
+        return True
+
+    def _broadcast_commit(self, p: _Proposal, zxid: int, commit: Any, inform: Any) -> None:
+        """Leader.commit/inform: COMMIT to followers, INFORM to observers, apply
+        here, and answer the syncs that waited for this zxid."""
         for h in self.forwarding:
             self._send(h, commit)
-        if self.observing:
-            inform = P.inform_packet(zxid, p.entry.data)
-            for h in self.observing:
-                self._send(h, inform)
+        for h in self.observing:
+            self._send(h, inform)
         self._out.append(Commit(p.entry))
         self.committed.add(p.entry)
         self.last_processed = zxid
@@ -682,7 +686,6 @@ class LeaderCore:
             h = self.handlers.get(peer)
             if h is not None:
                 self._send(h, P.sync_packet())
-        return True
 
     def _half_tick(self) -> None:
         """One iteration of Leader.lead's loop (it runs twice a tick)."""
