@@ -294,15 +294,20 @@ class LearnerCore:
         self._write_to_log = not self._snapshot_needed
         self.phase = SYNCHRONIZATION
 
+    def _proposal_entry(self, packet: QuorumPacket) -> Entry:
+        """A PROPOSAL's txn, noted as queued; a reconfig's config is reported."""
+        entry = Entry(P.txn_zxid(packet.data), packet.data or b"")
+        self._queued(entry.zxid)
+        if _txn_type(entry.data) == OpCode.reconfig:
+            text = _reconfig_text(entry.data)
+            if text is not None:
+                self._out.append(ConfigSeen(text, False))
+        return entry
+
     def _on_sync(self, packet: QuorumPacket) -> None:
         t = packet.type
         if t == PacketType.PROPOSAL:
-            entry = Entry(P.txn_zxid(packet.data), packet.data or b"")
-            self._queued(entry.zxid)
-            if _txn_type(entry.data) == OpCode.reconfig:
-                text = _reconfig_text(entry.data)
-                if text is not None:
-                    self._out.append(ConfigSeen(text, False))
+            entry = self._proposal_entry(packet)
             self._not_committed.append(entry)
         elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
             # 3.8.0 peeks without checking and dies of a NullPointerException when a
@@ -425,12 +430,7 @@ class LearnerCore:
     def _follower_packet(self, packet: QuorumPacket) -> None:
         t = packet.type
         if t == PacketType.PROPOSAL:
-            entry = Entry(P.txn_zxid(packet.data), packet.data or b"")
-            self._queued(entry.zxid)
-            if _txn_type(entry.data) == OpCode.reconfig:
-                text = _reconfig_text(entry.data)
-                if text is not None:
-                    self._out.append(ConfigSeen(text, False))
+            entry = self._proposal_entry(packet)
             self._log(entry)
         elif t == PacketType.COMMIT:
             self._commit(packet.zxid)
