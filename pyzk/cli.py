@@ -442,7 +442,7 @@ def cmd_start_foreground(inv: Invocation, out: TextIO, err: TextIO) -> int:
         if cfg.my_id is not None:
             holder["myid"] = str(cfg.my_id)
         try:
-            server_main = importlib.import_module("pyzk.server.main")
+            server_main = importlib.import_module("pyzk.shell.main")
         except ImportError as e:
             log.error("pyzk server is not available: %s", e)
             return EXIT_UNEXPECTED_ERROR

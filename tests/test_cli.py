@@ -283,7 +283,7 @@ def test_start_fails_when_port_is_taken(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------
-# start-foreground runs pyzk.server.main.serve
+# start-foreground runs pyzk.shell.main.serve
 
 
 def test_start_foreground_invalid_config(tmp_path: Path) -> None:
@@ -297,14 +297,14 @@ def test_start_foreground_hands_config_to_serve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[ServerConfig] = []
-    fake = types.ModuleType("pyzk.server.main")
+    fake = types.ModuleType("pyzk.shell.main")
 
     def serve(cfg: ServerConfig) -> int:
         seen.append(cfg)
         return 7
 
     fake.serve = serve  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pyzk.server.main", fake)
+    monkeypatch.setitem(sys.modules, "pyzk.shell.main", fake)
     port = free_port()
     cfg = make_cfg(tmp_path, port=port)
     env = {"SERVER_JVMFLAGS": "-Dzookeeper.skipACL=yes", "JVMFLAGS": "-Djute.maxbuffer=1000"}
@@ -354,7 +354,7 @@ def _ruok(port: int) -> str:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], int]]:
-    pytest.importorskip("pyzk.server.main")
+    pytest.importorskip("pyzk.shell.main")
     port = free_port()
     cfg = make_cfg(tmp_path, port=port, body="4lw.commands.whitelist=*\n")
     env = {**os.environ, "ZOO_LOG_DIR": str(tmp_path / "logs")}

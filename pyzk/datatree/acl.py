@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from pyzk.datatree.javacompat import java_parse_long, java_split
+from pyzk.javacompat import java_parse_long, java_split
 from pyzk.jute.constants import Err, Perms
 from pyzk.jute.records import ACL, Id
 

@@ -26,7 +26,7 @@ import struct
 import zlib
 
 from pyzk.datatree.ephemeral import CONTAINER_EPHEMERAL_OWNER, client_ephemeral_owner
-from pyzk.datatree.javacompat import EMPTY_CHILDREN, ChildSet
+from pyzk.javacompat import EMPTY_CHILDREN, ChildSet
 from pyzk.jute.records import Stat, StatPersisted
 
 # czxid mzxid pzxid ctime mtime version cversion aversion ephemeralOwner

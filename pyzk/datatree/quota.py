@@ -13,7 +13,7 @@ import logging
 import re
 from typing import Protocol
 
-from pyzk.datatree.javacompat import java_parse_long, java_split, java_trim
+from pyzk.javacompat import java_parse_long, java_split, java_trim
 from pyzk.jute.constants import Err, OpCode
 
 log = logging.getLogger(__name__)

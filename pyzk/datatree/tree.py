@@ -40,7 +40,6 @@ from pyzk.datatree.ephemeral import (
     ephemeral_type,
     ttl_to_ephemeral_owner,
 )
-from pyzk.datatree.javacompat import ChildSet, JavaStringSet
 from pyzk.datatree.node import STAT_SIZE, ZK_SUBTREE, ZNode, pack_stat
 from pyzk.datatree.quota import (
     LIMIT_NODE,
@@ -53,6 +52,7 @@ from pyzk.datatree.quota import (
     trim_quota_path,
 )
 from pyzk.datatree.watches import STANDARD, WatcherMode, WatchManager
+from pyzk.javacompat import ChildSet, JavaStringSet
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import Err, EventType, OpCode, WatcherType
 from pyzk.jute.records import (

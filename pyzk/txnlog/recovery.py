@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyzk.datatree.javacompat import java_parse_long
 from pyzk.datatree.tree import DIGEST_VERSION, DataTree
+from pyzk.javacompat import java_parse_long
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import OpCode
 from pyzk.txnlog.files import VERSION_DIR, fsync_dir, snapshot_name, version_dir

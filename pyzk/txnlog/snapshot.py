@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pyzk.datatree.javacompat import EMPTY_CHILDREN, java_spread, table_size_for
 from pyzk.datatree.node import STAT_SIZE, ZNode
 from pyzk.datatree.tree import DIGEST_VERSION, DataTree
+from pyzk.javacompat import EMPTY_CHILDREN, java_spread, table_size_for
 from pyzk.jute.codec import JuteError, Truncated, read_buffer, read_ustring
 from pyzk.jute.records import ACL, FileHeader
 from pyzk.txnlog.files import (

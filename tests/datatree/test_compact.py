@@ -17,14 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyzk.datatree import DataTree
-from pyzk.datatree.javacompat import (
+from pyzk.datatree.node import STAT_SIZE, ZNode
+from pyzk.datatree.tree import digest_term
+from pyzk.javacompat import (
     EMPTY_CHILDREN,
     ChildSet,
     JavaStringSet,
     java_string_hash,
 )
-from pyzk.datatree.node import STAT_SIZE, ZNode
-from pyzk.datatree.tree import digest_term
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import ACL, CreateTxn, DeleteTxn, Id, SetDataTxn, StatPersisted, TxnHeader
 from pyzk.txnlog.snapshot import parse_snapshot, serialize_snapshot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyzk.datatree.javacompat import (
+from pyzk.javacompat import (
     JavaStringSet,
     java_parse_long,
     java_split,

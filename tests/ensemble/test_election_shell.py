@@ -19,7 +19,7 @@ import pytest
 
 from pyzk.config import ServerSpec
 from pyzk.quorum.election import Decided, ServerState
-from pyzk.quorum.peer import QuorumPeer, load_epochs
+from pyzk.shell.quorumpeer import QuorumPeer, load_epochs
 from pyzk.testing.servers import ApacheServer, free_port, require_reference
 from pyzk.txnlog.recovery import RecoveryError, read_epochs, write_current_epoch
 

@@ -29,14 +29,13 @@ from kazoo.exceptions import (
 )
 
 from pyzk.config import ServerSpec, load_config, read_properties
+from pyzk.core.prep import Prepared, Preparer
+from pyzk.core.reconfig import ReconfigPreparer
 from pyzk.datatree.acl import digest_id
 from pyzk.datatree.tree import DataTree
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import Id, ReconfigRequest, SetDataTxn, TxnHeader
-from pyzk.quorum.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.quorum.verifier import QuorumMaj
-from pyzk.server.prep import Prepared, Preparer
-from pyzk.server.reconfig import ReconfigPreparer
 from pyzk.testing.servers import Ensemble, PyzkServer, require_reference
 from pyzk.testing.servers import wait_for as shared_wait_for
 from pyzk.txnlog.txn import encode_txn
@@ -45,6 +44,7 @@ from pyzk.zab import packets as P
 from pyzk.zab.follower import Follower
 from pyzk.zab.history import CommittedLog
 from pyzk.zab.packets import PacketType as T
+from pyzk.zab.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.zab.sim import txn_bytes
 from pyzk.zab.zxid import make_zxid as zx
 
@@ -339,7 +339,7 @@ def test_non_incremental_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None
 def test_files_as_apache_writes_them(tmp_path: Path) -> None:
     """pyzk's dynamic file and rewritten zoo.cfg are byte for byte what Apache
     writes for the same configuration (ZOOKEEPER-1783's first activation)."""
-    from pyzk.quorum.dynamic import dynamic_config_text, static_config_text
+    from pyzk.shell.dynamicfile import dynamic_config_text, static_config_text
 
     require_reference()
     ens = make(tmp_path, ALL_APACHE)

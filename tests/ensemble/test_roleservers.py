@@ -14,6 +14,7 @@ from collections import deque
 from types import SimpleNamespace
 from typing import Any
 
+from pyzk.core.roleservers import LeaderServer, LearnerServer
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import (
     ACL,
@@ -24,8 +25,7 @@ from pyzk.jute.records import (
     Id,
     SyncRequest,
 )
-from pyzk.server.fourletter import ConnectionStats
-from pyzk.server.roleservers import LeaderServer, LearnerServer
+from pyzk.shell.fourletter import ConnectionStats
 from pyzk.txnlog.txn import decode_txn
 from pyzk.zab.actions import Entry as ZEntry
 from pyzk.zab.packets import ForwardedRequest

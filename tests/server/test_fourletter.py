@@ -1,7 +1,7 @@
 """Four-letter words: exact output formats (unit) and over a socket (a real pyzk).
 
 The expected texts were taken from Apache ZooKeeper 3.8.0 answering the same
-commands (see pyzk/server/fourletter.py for where pyzk's facts differ).
+commands (see pyzk/shell/fourletter.py for where pyzk's facts differ).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 
 from pyzk.config import FOUR_LETTER_WORDS as ALL_WORDS
 from pyzk.config import ServerConfig
+from pyzk.core.zkserver import ZooKeeperServer
 from pyzk.datatree.acl import open_acl_unsafe
 from pyzk.jute.constants import CreateMode, OpCode
 from pyzk.jute.records import (
@@ -31,8 +32,8 @@ from pyzk.jute.records import (
     GetChildrenRequest,
     GetDataRequest,
 )
-from pyzk.server import fourletter as fl
-from pyzk.server.fourletter import (
+from pyzk.shell import fourletter as fl
+from pyzk.shell.fourletter import (
     MNTR_COUNTERS,
     MNTR_GAUGES,
     MNTR_PERCENTILE_SUMMARIES,
@@ -47,7 +48,6 @@ from pyzk.server.fourletter import (
     java_round4,
     java_socket_address,
 )
-from pyzk.server.zkserver import ZooKeeperServer
 from pyzk.testing.servers import PyzkServer
 
 VERSION = full_version()

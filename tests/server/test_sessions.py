@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pyzk.server.javarandom import JavaRandom, session_password
-from pyzk.server.sessions import SessionTracker, initial_session_id
+from pyzk.core.javarandom import JavaRandom, session_password
+from pyzk.core.sessions import SessionTracker, initial_session_id
 
 
 def test_java_random_matches_the_jdk() -> None:

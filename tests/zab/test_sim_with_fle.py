@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pyzk.zab.fleoracle import FleElectionOracle
+from pyzk.quorum.fleoracle import FleElectionOracle
 from pyzk.zab.sim import SimConfig, Simulation
 
 SEEDS = [int(os.environ["PYZK_SIM_SEED"])] if "PYZK_SIM_SEED" in os.environ else list(range(12))

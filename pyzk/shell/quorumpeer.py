@@ -13,7 +13,7 @@ loadDataBase checks and writeLongToFile), so the Zab roles persist epochs
 through :meth:`QuorumPeer.persist_epoch`, and the configurations: the
 committed one (``verifier``) and the last one seen (``last_seen``), which
 with reconfigEnabled change through :meth:`QuorumPeer.process_reconfig` and
-are written to the dynamic config files (pyzk.quorum.dynamic). A reconfig
+are written to the dynamic config files (pyzk.shell.dynamicfile). A reconfig
 that names our next role (a designated leader, a new learner type) skips the
 next election, as QuorumPeer.updateServerState does.
 """
@@ -26,8 +26,6 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from pyzk.quorum import dynamic
-from pyzk.quorum.cnxmanager import QuorumCnxManager
 from pyzk.quorum.election import (
     CancelTimer,
     ConnectAll,
@@ -41,6 +39,8 @@ from pyzk.quorum.election import (
 )
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.quorum.wire import ElectionWireError, decode_notification, encode_notification
+from pyzk.shell import dynamicfile as dynamic
+from pyzk.shell.cnxmanager import QuorumCnxManager
 from pyzk.txnlog.recovery import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,

@@ -22,9 +22,9 @@ def serve(cfg: Any) -> int:
     """Serve ``cfg`` (a pyzk.config.ServerConfig) until SIGTERM/SIGINT; exit code."""
     _event_loop_policy()
     if cfg.is_standalone():
-        from pyzk.server.shell import run_server
+        from pyzk.shell.standalone import run_server
 
         return asyncio.run(run_server(cfg))
-    from pyzk.server.quorumshell import run_quorum_server
+    from pyzk.shell.ensemble import run_quorum_server
 
     return asyncio.run(run_quorum_server(cfg))

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pyzk.core.errors import KeeperError
 from pyzk.datatree import acl as aclmod
-from pyzk.datatree.javacompat import java_string_hash
 from pyzk.datatree.paths import top_namespace
 from pyzk.datatree.watches import WatcherMode
+from pyzk.javacompat import java_string_hash
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import Err, OpCode, Perms, WatcherType
 from pyzk.jute.multi import decode_multi_request, encode_multi_response
@@ -40,8 +41,7 @@ from pyzk.jute.records import (
     SyncResponse,
     WhoAmIResponse,
 )
-from pyzk.server.errors import KeeperError
-from pyzk.server.fourletter import observe
+from pyzk.shell.fourletter import observe
 
 if TYPE_CHECKING:
     from pyzk.datatree.tree import DataTree

@@ -8,7 +8,7 @@ Apache's expiry granular to a tick and cheap to check.
 
 from __future__ import annotations
 
-from pyzk.server.javarandom import session_password
+from pyzk.core.javarandom import session_password
 
 CONTAINER_EPHEMERAL_OWNER = -0x8000000000000000  # Long.MIN_VALUE
 

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from pyzk import APACHE_COMPAT_VERSION, __version__
-from pyzk.datatree.javacompat import JavaStringSet
+from pyzk.javacompat import JavaStringSet
 from pyzk.jute.constants import OpCode
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import signal
 import time
 from typing import Any
 
-from pyzk.server.connection import ClientConnection
-from pyzk.server.fourletter import FOUR_LETTER_WORDS, FourLetterWords
-from pyzk.server.store import Store
-from pyzk.server.zkserver import Entry, ZooKeeperServer
+from pyzk.core.zkserver import Entry, ZooKeeperServer
+from pyzk.shell.connection import ClientConnection
+from pyzk.shell.fourletter import FOUR_LETTER_WORDS, FourLetterWords
+from pyzk.shell.store import Store
 
 log = logging.getLogger(__name__)
 

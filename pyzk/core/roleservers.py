@@ -24,11 +24,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pyzk.core.prep import WRITE_OPS, Prepared
+from pyzk.core.sessions import SessionTracker
+from pyzk.core.zkserver import Entry, ZooKeeperServer
 from pyzk.jute.constants import Err, OpCode
 from pyzk.jute.records import ConnectRequest, ErrorTxn, Id, TxnHeader
-from pyzk.server.prep import WRITE_OPS, Prepared
-from pyzk.server.sessions import SessionTracker
-from pyzk.server.zkserver import Entry, ZooKeeperServer
 from pyzk.txnlog.txn import decode_txn
 from pyzk.zab import actions as A
 from pyzk.zab.packets import ForwardedRequest

@@ -14,13 +14,13 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from pyzk.core.zkserver import encode_notification
 from pyzk.jute.codec import JuteError
 from pyzk.jute.records import Id
-from pyzk.server.fourletter import ConnectionStats
-from pyzk.server.zkserver import encode_notification
+from pyzk.shell.fourletter import ConnectionStats
 
 if TYPE_CHECKING:
-    from pyzk.server.shell import ServerShell
+    from pyzk.shell.standalone import ServerShell
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import logging
 import struct
 from typing import Any
 
+from pyzk.core.roleservers import RoleServer
 from pyzk.jute.constants import Err, OpCode
 from pyzk.jute.records import ConnectRequest
-from pyzk.server.roleservers import RoleServer
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pyzk.server.fourletter import observe
+from pyzk.shell.fourletter import observe
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,11 @@
 The client port opens at start, as Apache's connection factory does before
 the first election; while no role is established a client is disconnected
 right after its ConnectRequest and srvr/stat/mntr answer "not currently
-serving". The :class:`~pyzk.quorum.peer.QuorumPeer` elects, this shell plays
-the role it is given (pyzk.server.roles) and, when the role ends, reloads the
+serving". The :class:`~pyzk.shell.quorumpeer.QuorumPeer` elects, this shell plays
+the role it is given (pyzk.shell.roles) and, when the role ends, reloads the
 database from disk for the next election. With ``readonlymode.enabled`` an
 election that outlasts max(2 s, tickTime) puts a read-only server
-(pyzk.server.readonly) in front of clients until a role starts.
+(pyzk.core.readonly) in front of clients until a role starts.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ import signal
 import time
 from typing import Any
 
+from pyzk.core.readonly import ReadOnlyServer
+from pyzk.core.roleservers import RoleServer
 from pyzk.quorum.confignode import init_config_node
 from pyzk.quorum.election import Decided, ServerState
-from pyzk.quorum.peer import QuorumPeer
-from pyzk.server.connection import ClientConnection
-from pyzk.server.fourletter import FourLetterWords
-from pyzk.server.readonly import ReadOnlyServer
-from pyzk.server.roles import LeaderRole, LearnerRole
-from pyzk.server.roleservers import RoleServer
-from pyzk.server.shell import ClientPortHost
-from pyzk.server.store import Store
+from pyzk.shell.connection import ClientConnection
+from pyzk.shell.fourletter import FourLetterWords
+from pyzk.shell.quorumpeer import QuorumPeer
+from pyzk.shell.roles import LeaderRole, LearnerRole
+from pyzk.shell.standalone import ClientPortHost
+from pyzk.shell.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ class QuorumFourLetterWords(FourLetterWords):
 
 
 class QuorumServerShell(ClientPortHost):
-    """The ensemble member: what pyzk.server.connection needs of a shell, and the
-    :class:`~pyzk.quorum.peer.RoleHost` its QuorumPeer runs roles on."""
+    """The ensemble member: what pyzk.shell.connection needs of a shell, and the
+    :class:`~pyzk.shell.quorumpeer.RoleHost` its QuorumPeer runs roles on."""
 
     def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop, *,
                  finalize_wait: int | None = None) -> None:

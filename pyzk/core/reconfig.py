@@ -25,11 +25,11 @@ from collections.abc import Callable
 from typing import Any
 
 from pyzk.config import ConfigError, ServerSpec, parse_server_line
+from pyzk.core.errors import KeeperError
 from pyzk.jute.constants import Err, Perms
 from pyzk.jute.records import ReconfigRequest, SetDataTxn, TxnHeader
 from pyzk.quorum.confignode import CONFIG_NODE
 from pyzk.quorum.verifier import QuorumMaj
-from pyzk.server.errors import KeeperError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ReconfigPreparer:
     """What a leader's Preparer calls for a reconfig request.
 
     ``peer`` gives the current and last seen configurations (a
-    pyzk.quorum.peer.QuorumPeer); ``quorum_synced(qv)`` is Leader.isQuorumSynced.
+    pyzk.shell.quorumpeer.QuorumPeer); ``quorum_synced(qv)`` is Leader.isQuorumSynced.
     """
 
     def __init__(self, peer: Any, quorum_synced: Callable[[QuorumMaj], bool], *,

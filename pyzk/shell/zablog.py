@@ -4,7 +4,7 @@ A Zab core asks for txns to be logged (LogTxn) and wants ``on_logged(zxid)``
 once they are durable; the leader then counts its own ACK, a follower sends
 its ACK. Txns arrive already marshalled (the bytes PROPOSAL carries), so they
 are appended as they are and fsynced in batches on one worker thread, as in
-pyzk.server.durable: while one batch syncs the next accumulates. Every
+pyzk.shell.durable: while one batch syncs the next accumulates. Every
 appended txn is counted by the Store for its snapCount roll and snapshots.
 """
 
@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyzk.jute.records import TxnHeader
-from pyzk.server.fourletter import observe
+from pyzk.shell.fourletter import observe
 from pyzk.txnlog.log import TxnLogWriter
 from pyzk.zab.actions import Entry
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 class ZabLog:
     """Appends :class:`Entry` objects to ``writer``; ``on_durable(zxid)`` after each
-    batch with the last zxid it covered. ``store`` (a pyzk.server.store.Store)
+    batch with the last zxid it covered. ``store`` (a pyzk.shell.store.Store)
     rolls the log and snapshots every snapCount txns; ``stats`` gets the
     fsync counters srvr/mntr show."""
 

@@ -21,6 +21,10 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from pyzk.core.errors import KeeperError
+from pyzk.core.prep import WRITE_OPS, Prepared, Preparer
+from pyzk.core.reads import Reads
+from pyzk.core.sessions import SessionTracker
 from pyzk.datatree import acl as aclmod
 from pyzk.datatree.ephemeral import ttl_of
 from pyzk.datatree.paths import top_namespace
@@ -41,11 +45,7 @@ from pyzk.jute.records import (
     SetACLResponse,
     SetDataResponse,
 )
-from pyzk.server.errors import KeeperError
-from pyzk.server.fourletter import LAST_OP_NAMES, count, observe
-from pyzk.server.prep import WRITE_OPS, Prepared, Preparer
-from pyzk.server.reads import Reads
-from pyzk.server.sessions import SessionTracker
+from pyzk.shell.fourletter import LAST_OP_NAMES, count, observe
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class ServerStats:
         self.max_response_size = -1
         # mntr metrics by Apache's ServerMetrics name: counters (name -> int)
         # and summaries (name -> fourletter.Summary); fed with
-        # pyzk.server.fourletter.count()/observe(), zeroed by srst.
+        # pyzk.shell.fourletter.count()/observe(), zeroed by srst.
         self.counters: dict[str, int] = {}
         self.summaries: dict[str, Any] = {}
 

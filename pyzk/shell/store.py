@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pyzk.server.durable import DurableLog
+from pyzk.shell.durable import DurableLog
 from pyzk.txnlog.files import snapshot_name, version_dir
 from pyzk.txnlog.log import TxnLogWriter
 from pyzk.txnlog.purge import effective_retain_count, purge

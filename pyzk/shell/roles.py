@@ -1,8 +1,8 @@
 """Leading, following and observing: the Zab cores' shell on the quorum port.
 
 A role lives from the end of one election to the core's Shutdown. It owns
-the quorum-port connections, a fresh transaction log writer (pyzk.server.zablog),
-a tick timer, and the role's ZooKeeperServer (pyzk.server.roleservers), and
+the quorum-port connections, a fresh transaction log writer (pyzk.shell.zablog),
+a tick timer, and the role's ZooKeeperServer (pyzk.core.roleservers), and
 carries out the core's actions in order (pyzk.zab.actions says what each
 means). The database it starts from is the one the election shell just
 loaded from disk, and a role never hands its in-memory tree to the next one:
@@ -21,14 +21,13 @@ from collections import deque
 from typing import Any
 
 from pyzk.config import ConfigError
+from pyzk.core.reconfig import ReconfigPreparer
+from pyzk.core.roleservers import LeaderServer, LearnerServer
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import OpCode
 from pyzk.quorum.election import Decided
-from pyzk.quorum.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.quorum.verifier import QuorumMaj
-from pyzk.server.reconfig import ReconfigPreparer
-from pyzk.server.roleservers import LeaderServer, LearnerServer
-from pyzk.server.zablog import ZabLog
+from pyzk.shell.zablog import ZabLog
 from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
 from pyzk.txnlog.log import TxnLogWriter, iter_txns, log_files, truncate_log
 from pyzk.txnlog.snapshot import find_snapshots
@@ -37,6 +36,7 @@ from pyzk.zab.follower import LearnerCore
 from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
 from pyzk.zab.leader import LeaderCore, newleader_config
 from pyzk.zab.packets import LearnerStream, PacketError, PacketStream
+from pyzk.zab.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.zab.snapstream import encode_wire_snapshot
 from pyzk.zab.zxid import make_zxid
 

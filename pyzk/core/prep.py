@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from pyzk.core.errors import KeeperError
 from pyzk.datatree import acl as aclmod
 from pyzk.datatree import quota
 from pyzk.datatree.ephemeral import (
@@ -25,9 +26,9 @@ from pyzk.datatree.ephemeral import (
     ttl_to_ephemeral_owner,
     validate_ttl,
 )
-from pyzk.datatree.javacompat import JavaStringSet
 from pyzk.datatree.paths import BadPath, validate_path
 from pyzk.datatree.tree import DIGEST_VERSION, digest_term
+from pyzk.javacompat import JavaStringSet
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import CreateMode, Err, OpCode, Perms
 from pyzk.jute.multi import decode_multi_request
@@ -57,7 +58,6 @@ from pyzk.jute.records import (
     TxnDigest,
     TxnHeader,
 )
-from pyzk.server.errors import KeeperError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -140,7 +140,7 @@ class Preparer:
         self.enforce_quota = enforce_quota
         self.reconfig_enabled = reconfig_enabled
         #: A leader's reconfig step, ``(preparer, hdr, body, auth) -> SetDataTxn``
-        #: (pyzk.server.reconfig.ReconfigPreparer); None elsewhere.
+        #: (pyzk.core.reconfig.ReconfigPreparer); None elsewhere.
         self.reconfig: Callable[..., Record] | None = None
         self.maxbuf = maxbuf
         self.outstanding: deque[ChangeRecord] = deque()
@@ -364,7 +364,7 @@ class Preparer:
         if op == OpCode.reconfig:
             if not self.reconfig_enabled:
                 raise KeeperError(Err.RECONFIGDISABLED)
-            if self.reconfig is not None:  # a leader (pyzk.server.reconfig)
+            if self.reconfig is not None:  # a leader (pyzk.core.reconfig)
                 return self.reconfig(self, hdr, raw, auth)
             # A standalone server is not a quorum peer: Apache's cast to
             # LeaderZooKeeperServer fails and the client gets Unimplemented.

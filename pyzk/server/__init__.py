@@ -1,1 +1,0 @@
-"""The standalone server: request pipeline (prep -> log -> commit) and its asyncio shell."""

@@ -1,0 +1,1 @@
+"""The asyncio shell: every socket, file, thread and clock of the server."""
