@@ -2,9 +2,10 @@
 the log stage replaced by Zab.
 
 * :class:`LeaderServer` prepares writes as a standalone server does (its own
-  clients' and those learners forward), and its log stage is
-  ``LeaderCore.propose``: a txn is applied when its COMMIT comes, through the
-  same ``apply`` that answers the client. Only the leader expires sessions.
+  clients' and those learners forward, through the same ``prepare`` and
+  ``submit``), and its ``propose`` is ``LeaderCore.propose``: a txn is applied
+  when its COMMIT comes, through the same ``committed`` that answers a
+  standalone server's client. Only the leader expires sessions.
 * :class:`LearnerServer` (follower and observer) prepares nothing: writes,
   createSession, closeSession and sync go to the leader as REQUEST packets
   (Apache's format), and the client is answered when the committed txn with
@@ -71,17 +72,16 @@ class RoleServer(ZooKeeperServer):
 class LeaderServer(RoleServer):
     """The leader's pipeline: prepare, then ``LeaderCore.propose``; apply on COMMIT.
 
-    ``propose(zab_entry)`` is the role's way into the core; the role calls
-    :meth:`commit` for every Commit action.
+    ``propose(hdr, data)`` is the role's way into the core; the role calls
+    :meth:`committed` for every Commit action.
     """
 
     state = "leader"
 
-    def __init__(self, cfg: Any, propose: Callable[[A.Entry], None], **kw: Any) -> None:
+    def __init__(self, cfg: Any, propose: Callable[[TxnHeader, bytes], None],
+                 **kw: Any) -> None:
         super().__init__(cfg, **kw)
-        self._propose = propose
-        self.proposed: dict[int, Entry] = {}
-        self.submit = self._submit
+        self.propose = propose
         # Which server a session's client talks to (SessionTrackerImpl's
         # owner): a learner's link, or LOCAL for the leader's own clients. A
         # write arriving through any other server is SessionMoved.
@@ -120,52 +120,33 @@ class LeaderServer(RoleServer):
             self.owners[conn.session_id] = LOCAL
         super().finish_session_init(conn, valid)
 
-    def _submit(self, entry: Entry) -> None:
-        from pyzk.txnlog.txn import encode_txn
-
-        p = entry.prepared
-        hdr = p.hdr
-        data = encode_txn(hdr, p.txn, p.digest)
-        self.proposed[hdr.zxid] = entry
-        self._propose(A.Entry(hdr.zxid, data))
-
-    def commit(self, zentry: A.Entry) -> None:
-        entry = self.proposed.pop(zentry.zxid, None)
-        if entry is None:
-            log.error("Commit of 0x%x that this leader did not propose", zentry.zxid)
-            return
-        if entry.op == OpCode.closeSession and entry.prepared.hdr.type == OpCode.closeSession:
+    def committed(self, zxid: int) -> None:
+        entry = self.proposed.get(zxid)
+        if (entry is not None and entry.op == OpCode.closeSession
+                and entry.prepared.hdr.type == OpCode.closeSession):
             self.owners.pop(entry.prepared.hdr.clientId, None)
-        self.apply(entry)
+        super().committed(zxid)
 
     def forwarded(self, req: ForwardedRequest, now: float, owner: Any = None) -> None:
         """A learner's REQUEST (Leader's PrepRequestProcessor on a forwarded
         request); ``owner`` is the learner link it came through."""
         op = req.type
         sid = req.session_id
-        wall = self.wall_ms()
-        if owner is not None and op == OpCode.createSession:
-            self.owners[sid] = owner
-        if (owner is not None and op in WRITE_OPS
-                and op not in (OpCode.createSession, OpCode.closeSession)
-                and not self._owned_by(sid, owner)):
-            self.submit(Entry(None, req.cxid, op, req.request,
-                              self._session_moved(sid, req.cxid, op), now))
-            return
-        if op == OpCode.createSession:
-            timeout = _INT.unpack_from(req.request, 0)[0] if len(req.request) >= 4 else 0
-            self.sessions.add(sid, timeout, int(now))
-            prepared = self.prep.create_session(sid, timeout, self.next_zxid(), wall)
-        elif op == OpCode.closeSession:
-            prepared = self.prep.close_session(sid, req.cxid, self.next_zxid(), wall)
-            self.sessions.set_closing(sid)
-        elif op in WRITE_OPS:
-            self.sessions.touch(sid, int(now))
-            prepared = self.prep.prepare(sid, req.cxid, op, req.request,
-                                         list(req.authinfo or []), self.next_zxid(), wall)
-        else:
+        if op not in WRITE_OPS:
             log.warning("Ignoring a forwarded request of type %d", op)
             return
+        if op == OpCode.createSession:
+            if owner is not None:
+                self.owners[sid] = owner
+            timeout = _INT.unpack_from(req.request, 0)[0] if len(req.request) >= 4 else 0
+            self.sessions.add(sid, timeout, int(now))
+        elif op != OpCode.closeSession:
+            if owner is not None and not self._owned_by(sid, owner):
+                self.submit(Entry(None, req.cxid, op, req.request,
+                                  self._session_moved(sid, req.cxid, op), now))
+                return
+            self.sessions.touch(sid, int(now))
+        prepared = self.prepare(sid, req.cxid, op, req.request, list(req.authinfo or []))
         self.submit(Entry(None, req.cxid, op, req.request, prepared, now))
 
     def touch(self, touches: list[tuple[int, int]], now: float) -> None:
@@ -327,11 +308,7 @@ class LearnerServer(RoleServer):
         conn.inflight.popleft()
         self.stats.outstanding -= 1
         self._read(conn, entry.xid, entry.op, entry.body, entry.received)
-        inflight = conn.inflight
-        while inflight and inflight[0].prepared is None:
-            r = inflight.popleft()
-            self.stats.outstanding -= 1
-            self._read(conn, r.xid, r.op, r.body, r.received)
+        self.drain_reads(conn)
 
     def disconnected(self, conn: Any) -> None:
         sid = conn.session_id

@@ -1,10 +1,17 @@
 """The server core: sessions, the request pipeline and replies.
 
 Transport-agnostic: connections are objects with ``send(bytes)``,
-``close()`` and ``send_event(type, path)``; the log stage is a callable
-``submit(entry)`` provided by the shell, which calls ``apply(entry)`` back in
-zxid order once the transaction is durable. Time comes in through the
+``close()`` and ``send_event(type, path)``; time comes in through the
 ``now_ms``/``wall_ms`` callables so tests can drive it.
+
+One pipeline in every mode. A prepared write is :meth:`submit`-ted: its txn
+is encoded once, kept under its zxid in ``proposed`` and handed to
+``propose(hdr, data)``, which the shell provides. What "proposed" leads to is
+the mode's quorum: standalone is a quorum of one whose only vote is its own
+log (pyzk.shell.logstage calls :meth:`committed` once the txn is fsynced); a
+leader's ``propose`` is ``LeaderCore.propose`` and the COMMIT of a quorum
+calls :meth:`committed` (pyzk.core.roleservers). Without a shell (unit
+tests) a txn is committed at once.
 
 Pipeline (DESIGN.md section 1): a write is prepared (zxid assigned, txn or
 error txn built against tree + outstanding changes), handed to the log, and
@@ -44,8 +51,10 @@ from pyzk.jute.records import (
     Id,
     SetACLResponse,
     SetDataResponse,
+    TxnHeader,
 )
 from pyzk.shell.fourletter import LAST_OP_NAMES, count, observe
+from pyzk.txnlog.txn import encode_txn
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +175,10 @@ class ZooKeeperServer:
         for sid, timeout in (sessions or {}).items():
             self.sessions.add(sid, timeout, int(now_ms()))
         self.zxid = zxid
-        self.submit: Callable[[Entry], None] = self._apply_now
+        #: The quorum's way in: ``propose(hdr, encoded_txn)``; set by the shell.
+        self.propose: Callable[[TxnHeader, bytes], None] = self._commit_now
+        #: Prepared writes by zxid, from submit() until their commit.
+        self.proposed: dict[int, Entry] = {}
         self.conn_by_session: dict[int, Any] = {}
         self.connections: set[Any] = set()
         self.started_ms = wall_ms()
@@ -174,7 +186,27 @@ class ZooKeeperServer:
 
     # -- helpers ----------------------------------------------------------------
 
-    def _apply_now(self, entry: Entry) -> None:
+    def _commit_now(self, hdr: TxnHeader, data: bytes) -> None:
+        self.committed(hdr.zxid)
+
+    def submit(self, entry: Entry) -> None:
+        """Hand a prepared write to the quorum (see the module docstring)."""
+        if self.log_failed is not None:
+            # The log is broken: never acknowledge a write that is not durable.
+            if entry.conn is not None:
+                entry.conn.close()
+            return
+        p = entry.prepared
+        hdr = p.hdr
+        self.proposed[hdr.zxid] = entry
+        self.propose(hdr, encode_txn(hdr, p.txn, p.digest))
+
+    def committed(self, zxid: int) -> None:
+        """The quorum committed the txn proposed as ``zxid``: apply it and answer."""
+        entry = self.proposed.pop(zxid, None)
+        if entry is None:
+            log.error("Commit of 0x%x that this server did not propose", zxid)
+            return
         self.apply(entry)
 
     def next_zxid(self) -> int:
@@ -238,7 +270,7 @@ class ZooKeeperServer:
     def create_session(self, conn: Any, sid: int, timeout: int, now: float) -> None:
         """A new session's createSession txn, answered with the ConnectResponse
         once it is applied (a learner overrides this to forward it)."""
-        prepared = self.prep.create_session(sid, timeout, self.next_zxid(), self.wall_ms())
+        prepared = self.prepare(sid, 0, OpCode.createSession, _INT.pack(timeout), [])
         entry = Entry(conn, 0, OpCode.createSession, b"", prepared, now)
         conn.inflight.append(entry)
         self.submit(entry)
@@ -302,17 +334,27 @@ class ZooKeeperServer:
     def write(self, conn: Any, xid: int, op: int, body: bytes, now: float) -> None:
         """A client's write: prepare it here and hand it to the log stage (an
         ensemble's learner overrides this to forward it to the leader)."""
-        sid = conn.session_id
-        zxid = self.next_zxid()
-        if op == OpCode.closeSession:
-            prepared = self.prep.close_session(sid, xid, zxid, self.wall_ms())
-            self.sessions.set_closing(sid)
-        else:
-            prepared = self.prep.prepare(sid, xid, op, body, conn.auth, zxid, self.wall_ms())
-        entry = Entry(conn, xid, op, body, prepared, now)
+        entry = Entry(conn, xid, op, body,
+                      self.prepare(conn.session_id, xid, op, body, conn.auth), now)
         conn.inflight.append(entry)
         self.stats.outstanding += 1
         self.submit(entry)
+
+    def prepare(self, sid: int, xid: int, op: int, body: bytes, auth: list[Id]) -> Prepared:
+        """PrepRequestProcessor for one write of session ``sid``, from a client of
+        this server or forwarded by a learner: the next zxid and its txn (an
+        error txn when the request fails). ``body`` of a createSession is its
+        timeout, as a learner's REQUEST carries it."""
+        zxid = self.next_zxid()
+        wall = self.wall_ms()
+        if op == OpCode.createSession:
+            timeout = _INT.unpack_from(body, 0)[0] if len(body) >= 4 else 0
+            return self.prep.create_session(sid, timeout, zxid, wall)
+        if op == OpCode.closeSession:
+            prepared = self.prep.close_session(sid, xid, zxid, wall)
+            self.sessions.set_closing(sid)
+            return prepared
+        return self.prep.prepare(sid, xid, op, body, auth, zxid, wall)
 
     def _read(self, conn: Any, xid: int, op: int, body: bytes, received: float) -> None:
         if op == OpCode.ping:
@@ -414,6 +456,12 @@ class ZooKeeperServer:
             if op == OpCode.closeSession:
                 conn.close()
                 return
+        self.drain_reads(conn)
+
+    def drain_reads(self, conn: Any) -> None:
+        """Answer the reads queued behind the request just answered, up to the
+        session's next write still in the pipeline (per-session FIFO)."""
+        inflight = conn.inflight
         while inflight and inflight[0].prepared is None:
             r = inflight.popleft()
             self.stats.outstanding -= 1
@@ -497,9 +545,14 @@ class ZooKeeperServer:
         return {sid: s.timeout for sid, s in self.sessions.sessions.items()}
 
     def on_log_failure(self, exc: BaseException) -> None:
-        """The transaction log cannot be written: stop taking writes (Apache
+        """The transaction log cannot be written: stop taking writes and drop
+        every connection waiting on one that will never be durable (Apache
         exits on a failed log write; the shell decides how to stop)."""
         self.log_failed = exc
+        proposed, self.proposed = self.proposed, {}
+        for entry in proposed.values():
+            if entry.conn is not None:
+                entry.conn.close()
 
     def disconnected(self, conn: Any) -> None:
         self.connections.discard(conn)

@@ -20,7 +20,7 @@ from pyzk.jute.records import Id
 from pyzk.shell.fourletter import ConnectionStats
 
 if TYPE_CHECKING:
-    from pyzk.shell.standalone import ServerShell
+    from pyzk.shell.clientport import ClientPortHost
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _LEN = struct.Struct(">i")
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, shell: ServerShell) -> None:
+    def __init__(self, shell: ClientPortHost) -> None:
         self.shell = shell
         self.server = shell.server
         self.transport: asyncio.Transport | None = None

@@ -15,20 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import time
 from typing import Any
 
 from pyzk.core.readonly import ReadOnlyServer
 from pyzk.core.roleservers import RoleServer
 from pyzk.quorum.confignode import init_config_node
 from pyzk.quorum.election import Decided, ServerState
-from pyzk.shell.connection import ClientConnection
+from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.fourletter import FourLetterWords
 from pyzk.shell.quorumpeer import QuorumPeer
 from pyzk.shell.roles import LeaderRole, LearnerRole
-from pyzk.shell.standalone import ClientPortHost
 from pyzk.shell.store import Store
+from pyzk.shell.timers import ServerTimers, now_ms, wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +82,13 @@ class QuorumFourLetterWords(FourLetterWords):
         return "".join(lines)
 
 
-class QuorumServerShell(ClientPortHost):
+class EnsembleShell(ClientPortHost):
     """The ensemble member: what pyzk.shell.connection needs of a shell, and the
     :class:`~pyzk.shell.quorumpeer.RoleHost` its QuorumPeer runs roles on."""
 
     def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop, *,
                  finalize_wait: int | None = None) -> None:
+        super().__init__()
         self.cfg = cfg
         self.loop = loop
         self.store = Store(cfg)
@@ -97,22 +96,18 @@ class QuorumServerShell(ClientPortHost):
         self.role: LeaderRole | LearnerRole | None = None
         self.db: tuple[Any, dict[int, int], int] | None = None
         self.idle: RoleServer | None = None
-        self.listeners: list[asyncio.base_events.Server] = []
         self._fourlw: tuple[Any, QuorumFourLetterWords] | None = None
         self._peer_task: asyncio.Task[None] | None = None
         self._fresh = False  # the database was just loaded by start()
         self._ro_timer: asyncio.TimerHandle | None = None
-        self._ro_expiry: asyncio.TimerHandle | None = None
+        self._ro_timers = ServerTimers(loop, cfg)
+        #: Autopurge runs for the member's lifetime, whatever its role.
+        self.timers = ServerTimers(loop, cfg)
+        #: Completes when the quorum peer ends on its own (with its error if it failed).
+        self.fatal: asyncio.Future[None] = loop.create_future()
 
-    # -- time ----------------------------------------------------------------------
-
-    @staticmethod
-    def now_ms() -> float:
-        return time.monotonic() * 1000.0
-
-    @staticmethod
-    def wall_ms() -> int:
-        return int(time.time() * 1000)
+    now_ms = staticmethod(now_ms)
+    wall_ms = staticmethod(wall_ms)
 
     # -- what connections and 4lw see ----------------------------------------------------
 
@@ -183,23 +178,14 @@ class QuorumServerShell(ClientPortHost):
         self.idle = server
         server.running = True
         log.info("Read-only server started")
-        self._expire_read_only()
-
-    def _expire_read_only(self) -> None:
-        server = self.idle
-        if not isinstance(server, ReadOnlyServer) or not server.running:
-            self._ro_expiry = None
-            return
-        server.expire_sessions()
-        delay = max(0.0, (server.sessions.next_expiration - server.now_ms()) / 1000.0)
-        self._ro_expiry = self.loop.call_later(delay + 0.001, self._expire_read_only)
+        self._ro_timers.expire_sessions(server)
 
     def _end_read_only(self) -> None:
         """The election ended (or starts again): no read-only server any more."""
-        for timer in (self._ro_timer, self._ro_expiry):
-            if timer is not None:
-                timer.cancel()
-        self._ro_timer = self._ro_expiry = None
+        if self._ro_timer is not None:
+            self._ro_timer.cancel()
+        self._ro_timer = None
+        self._ro_timers.cancel()
         if isinstance(self.idle, ReadOnlyServer):
             self.idle.close_all()
             log.info("Read-only server stopped")
@@ -221,28 +207,26 @@ class QuorumServerShell(ClientPortHost):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        cfg = self.cfg
-        if cfg.client_port is None:
-            raise ValueError("clientPort is not set")
-        srv = await self.loop.create_server(
-            lambda: ClientConnection(self), host=cfg.client_port_address or None,
-            port=cfg.client_port, reuse_address=True, backlog=1024)
-        self.listeners.append(srv)
-        log.info("binding to port %s", ", ".join(
-            f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets))
+        await self.listen()
         # the idle server answers until the first election ends
         await self.prepare_election()
         self._fresh = True
         self._peer_task = self.loop.create_task(self._run_peer())
+        self.timers.purge(self.store)
 
     async def _run_peer(self) -> None:
         try:
             await self.peer.run()
-        except Exception:
+            if not self.fatal.done():
+                self.fatal.set_result(None)
+        except Exception as e:
             log.exception("The quorum peer failed")
+            if not self.fatal.done():
+                self.fatal.set_exception(e)
             raise
 
     async def stop(self) -> None:
+        self.timers.cancel()
         self._end_read_only()
         self.peer.stop()
         if self.role is not None:
@@ -250,28 +234,9 @@ class QuorumServerShell(ClientPortHost):
         if self._peer_task is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._peer_task, 10)
-        for srv in self.listeners:
-            srv.close()
+        self.close_listeners()
         server = self.server
         if server is not None:
             server.close_all()
-        self.store.close()
-
-
-async def run_quorum_server(cfg: Any) -> int:
-    loop = asyncio.get_running_loop()
-    shell = QuorumServerShell(cfg, loop)
-    await shell.start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    assert shell._peer_task is not None
-    done, _ = await asyncio.wait([asyncio.ensure_future(stop.wait()), shell._peer_task],
-                                 return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if shell._peer_task in done and shell._peer_task.exception() is not None:
-        code = 1
-    log.info("shutting down")
-    await shell.stop()
-    return code
+        if self.fatal.done():
+            self.fatal.exception()  # retrieved: the log line above said it

@@ -1,10 +1,18 @@
-"""Entry point the CLI calls: run a server for a parsed zoo.cfg until signalled."""
+"""The server's one entry point: run the server a parsed zoo.cfg describes,
+standalone or as an ensemble member, until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyzk.config import ServerConfig
+    from pyzk.shell.ensemble import EnsembleShell
+    from pyzk.shell.standalone import StandaloneShell
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +26,33 @@ def _event_loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def serve(cfg: Any) -> int:
+async def run(cfg: ServerConfig) -> int:
+    """Start the shell ``cfg`` asks for and serve until signalled; the exit code
+    (1 when the server failed on its own)."""
+    loop = asyncio.get_running_loop()
+    if cfg.is_standalone():
+        from pyzk.shell.standalone import StandaloneShell
+
+        shell: StandaloneShell | EnsembleShell = StandaloneShell(cfg, loop)
+    else:
+        from pyzk.shell.ensemble import EnsembleShell
+
+        shell = EnsembleShell(cfg, loop)
+    await shell.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([stopped, shell.fatal], return_when=asyncio.FIRST_COMPLETED)
+    code = 1 if shell.fatal.done() and shell.fatal.exception() is not None else 0
+    stopped.cancel()
+    log.info("shutting down")
+    await shell.stop()
+    return code
+
+
+def serve(cfg: ServerConfig) -> int:
     """Serve ``cfg`` (a pyzk.config.ServerConfig) until SIGTERM/SIGINT; exit code."""
     _event_loop_policy()
-    if cfg.is_standalone():
-        from pyzk.shell.standalone import run_server
-
-        return asyncio.run(run_server(cfg))
-    from pyzk.shell.ensemble import run_quorum_server
-
-    return asyncio.run(run_quorum_server(cfg))
+    return asyncio.run(run(cfg))

@@ -25,11 +25,13 @@ from pyzk.core.reconfig import ReconfigPreparer
 from pyzk.core.roleservers import LeaderServer, LearnerServer
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import OpCode
+from pyzk.jute.records import TxnHeader
 from pyzk.quorum.election import Decided
 from pyzk.quorum.verifier import QuorumMaj
-from pyzk.shell.zablog import ZabLog
+from pyzk.shell.logstage import LogStage
+from pyzk.shell.timers import ServerTimers
 from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
-from pyzk.txnlog.log import TxnLogWriter, iter_txns, log_files, truncate_log
+from pyzk.txnlog.log import iter_txns, log_files, truncate_log
 from pyzk.txnlog.snapshot import find_snapshots
 from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
@@ -116,7 +118,8 @@ class _Role:
         self.decision = decision
         self.my_id: int = self.peer.my_id
         self.done: asyncio.Future[str] = self.loop.create_future()
-        self.log: ZabLog | None = None
+        self.log: LogStage | None = None
+        self.timers = ServerTimers(self.loop, self.cfg)
         self._ticker: asyncio.TimerHandle | None = None
         self.tick_interval = max(0.01, self.cfg.tick_time / 4000.0)
 
@@ -124,18 +127,14 @@ class _Role:
         return self.host.now_ms()
 
     def _open_log(self) -> None:
-        writer = TxnLogWriter(self.cfg.data_log_dir or self.cfg.data_dir,
-                              pre_alloc_size=self.cfg.pre_alloc_size_kb * 1024,
-                              force_sync=bool(self.cfg.force_sync))
         store = self.host.store
-        store.writer = writer
-        store.server = self.server
-        store.server_loop = self.loop
-        self.log = ZabLog(self.loop, writer, self._logged, store=store, stats=self.server.stats)
-        self.log.on_failure = lambda exc: self.finish(f"transaction log failed: {exc!r}")
+        self.log = LogStage(
+            self.loop, store.open_log(self.server, self.loop), self._logged,
+            stats=self.server.stats, store=store,
+            on_failure=lambda exc: self.finish(f"transaction log failed: {exc!r}"))
 
-    def _logged(self, zxid: int) -> None:
-        self.execute(self.core.on_logged(zxid))  # type: ignore[attr-defined]
+    def _logged(self, zxids: list[int]) -> None:
+        self.execute(self.core.on_logged(zxids[-1]))  # type: ignore[attr-defined]
 
     def _tick(self) -> None:
         self._ticker = None
@@ -160,11 +159,12 @@ class _Role:
     async def _cleanup(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        self.timers.cancel()
         self.server.close_all()
         if self.log is not None:
             await self.log.close()
             self.log = None
-        self.host.store.writer = None
+        self.host.store.log_closed()
 
 
 # ---------------------------------------------------------------------- leader
@@ -285,7 +285,7 @@ class LeaderRole(_Role):
     async def run(self) -> str:
         me = self.cfg.servers[self.my_id]
         # Leader.lead: zk.loadData() ends with a clean snapshot
-        self.host.store.server = self.server
+        self.host.store.attach(self.server)
         await self.loop.run_in_executor(None, self.host.store.take_snapshot)
         self._open_log()
         try:
@@ -304,7 +304,7 @@ class LeaderRole(_Role):
             self._listener.close()
             for link in list(self.links):
                 link.close()
-            self._stop_timers()
+            self.timers.cancel()
             await self._cleanup()
 
     # -- the quorum port -------------------------------------------------------------
@@ -326,7 +326,8 @@ class LeaderRole(_Role):
 
     # -- the pipeline ------------------------------------------------------------------
 
-    def _propose(self, entry: A.Entry) -> None:
+    def _propose(self, hdr: TxnHeader, data: bytes) -> None:
+        entry = A.Entry(hdr.zxid, data)
         if not self.core.established:
             log.warning("Dropping proposal 0x%x: not leading", entry.zxid)
             return
@@ -343,9 +344,9 @@ class LeaderRole(_Role):
                 a.peer.send(a.packet.to_bytes())
             elif t is A.LogTxn:
                 assert self.log is not None
-                self.log.append(a.entry)
+                self.log.append_encoded(a.entry.zxid, a.entry.data)
             elif t is A.Commit:
-                self.server.commit(a.entry)
+                self.server.committed(a.entry.zxid)
             elif t is A.SendSnapshot:
                 a.peer.send(encode_wire_snapshot(self.server.tree,
                                                  self.server.session_timeouts()))
@@ -402,29 +403,9 @@ class LeaderRole(_Role):
         self.peer.established(epoch)
         log.info("LEADING - LEADER ELECTION TOOK - %.0f ms; epoch %d",
                  self.peer.last_election_ms, epoch)
-        self._timers: list[asyncio.TimerHandle] = []
-        self._expire()
-        self._reap()
-
-    def _expire(self) -> None:
-        if self.done.done():
-            return
-        server = self.server
-        server.expire_sessions()
-        delay = max(0.0, (server.sessions.next_expiration - server.now_ms()) / 1000.0)
-        self._timers.append(self.loop.call_later(delay + 0.001, self._expire))
-
-    def _reap(self) -> None:
-        if self.done.done():
-            return
-        self.server.reap_containers(self.cfg.container_max_per_minute,
-                                    self.cfg.container_max_never_used_interval_ms)
-        interval = max(1, self.cfg.container_check_interval_ms) / 1000.0
-        self._timers.append(self.loop.call_later(interval, self._reap))
-
-    def _stop_timers(self) -> None:
-        for t in getattr(self, "_timers", ()):
-            t.cancel()
+        # Only the leader expires sessions and reaps containers.
+        self.timers.expire_sessions(server)
+        self.timers.reap_containers(server)
 
     def learner_counts(self) -> dict[str, int]:
         """What mntr reports about learners (Leader's learner lists)."""
@@ -467,7 +448,7 @@ class LearnerRole(_Role):
         # Learner.syncWithLeader: after DIFF, SNAP or TRUNC the config node is ours
         self.host.init_config_node(tree)
         if self.host.store is not None:
-            self.host.store.server = self.server
+            self.host.store.attach(self.server)
 
     async def run(self) -> str:
         spec = self.cfg.servers.get(self.leader_id)
@@ -526,7 +507,7 @@ class LearnerRole(_Role):
                     self.link.send(a.packet.to_bytes())
             elif t is A.LogTxn:
                 assert self.log is not None
-                self.log.append(a.entry)
+                self.log.append_encoded(a.entry.zxid, a.entry.data)
             elif t is A.Commit:
                 self.server.commit(a.entry)
             elif t is A.SessionValidated:
@@ -586,7 +567,7 @@ class LearnerRole(_Role):
 
     def _snapshot(self, sync: bool) -> None:
         store = self.host.store
-        store.server = self.server
+        store.attach(self.server)
         path = store.take_snapshot()
         if not sync:
             return

@@ -1,5 +1,11 @@
-"""The server's data directory: recovery at start, the durable transaction
-log, snapshots every snapCount txns, and autopurge.
+"""The server's data directory: recovery at start, the transaction log's
+writer, snapshots every snapCount txns, and autopurge.
+
+Every mode uses it the same way: :meth:`Store.recover` loads the database,
+:meth:`Store.open_log` opens a log writer for the server (or role) now
+serving, whose :class:`~pyzk.shell.logstage.LogStage` reports each txn
+(:meth:`Store.txn_logged`) and each durable batch (:meth:`Store.batch_durable`)
+so the log rolls and a snapshot is taken every snapCount txns.
 
 Files are Apache's (see pyzk.txnlog), so Apache ZooKeeper starts from a
 pyzk data directory and the other way round.
@@ -15,13 +21,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pyzk.shell.durable import DurableLog
 from pyzk.txnlog.files import snapshot_name, version_dir
 from pyzk.txnlog.log import TxnLogWriter
 from pyzk.txnlog.purge import effective_retain_count, purge
 from pyzk.txnlog.recovery import recover
 from pyzk.txnlog.snapshot import ZxidDigest, write_snapshot
-from pyzk.txnlog.txn import encode_txn
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class Store:
         self.compression = (cfg.snapshot_compression or "").strip()
         self.writer: TxnLogWriter | None = None
         self.server: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.txns_since_snapshot = 0
         self.snapshot_in_progress = False
         self.rng = random.Random()
@@ -63,27 +68,33 @@ class Store:
         gc.freeze()
         return r.tree, r.sessions, r.last_zxid
 
-    def durable_log(self, loop: asyncio.AbstractEventLoop, server: Any) -> DurableLog:
+    def attach(self, server: Any) -> None:
+        """``server``'s tree is the one snapshots are taken of from now on."""
         self.server = server
-        self.server_loop = loop
-        if self.needs_initial_snapshot:
-            # Apache snapshots right after loading, so the next start does not
-            # replay the same logs again; in the background, so serving starts
-            # at once (the log still holds every txn until it is written).
-            self.take_snapshot_in_background()
+
+    def open_log(self, server: Any, loop: asyncio.AbstractEventLoop) -> TxnLogWriter:
+        """A new log writer for ``server`` (its first txn starts a new file, as
+        after every Apache restart or election)."""
+        self.server = server
+        self.loop = loop
         self.writer = TxnLogWriter(self.log_dir, pre_alloc_size=self.cfg.pre_alloc_size_kb * 1024,
                                    force_sync=bool(self.cfg.force_sync))
-        writer = self.writer
+        return self.writer
 
-        def append(prepared: Any) -> None:
-            writer.append(prepared.hdr, encode_txn(prepared.hdr, prepared.txn, prepared.digest))
-            self._count()
+    def log_closed(self) -> None:
+        """The log stage closed the writer :meth:`open_log` returned."""
+        self.writer = None
 
-        self.durable = DurableLog(loop, server, append, writer.flush_and_sync,
-                                  after_batch=self._after_batch)
-        return self.durable
+    def snapshot_after_recovery(self) -> None:
+        """Apache snapshots right after loading, so the next start does not
+        replay the same logs again; in the background, so serving starts at
+        once (the log still holds every txn until it is written)."""
+        if self.needs_initial_snapshot:
+            self.needs_initial_snapshot = False
+            self.take_snapshot_in_background()
 
-    def _count(self) -> None:
+    def txn_logged(self) -> None:
+        """One more txn appended: roll the log past snapCount/2 + random."""
         self.txns_since_snapshot += 1
         if self.txns_since_snapshot > self._roll_at and not self.snapshot_in_progress:
             # Roll the log now: the next txn starts a new file, as Apache does
@@ -97,7 +108,8 @@ class Store:
     snapshot_pending = False
     needs_initial_snapshot = False
 
-    def _after_batch(self, n: int) -> None:
+    def batch_durable(self) -> None:
+        """A batch is on disk: the snapshot a roll asked for starts now."""
         if self.snapshot_pending and not self.snapshot_in_progress:
             self.snapshot_pending = False
             self.take_snapshot_in_background()
@@ -140,7 +152,8 @@ class Store:
                 code = 0
             finally:
                 os._exit(code)
-        fut = self.server_loop.run_in_executor(None, os.waitpid, pid, 0)
+        assert self.loop is not None
+        fut = self.loop.run_in_executor(None, os.waitpid, pid, 0)
         fut.add_done_callback(lambda f: self._snapshot_done(f, path))
 
     def _snapshot_done(self, fut: Any, path: Path) -> None:
@@ -160,8 +173,3 @@ class Store:
         removed = purge(self.log_dir, self.data_dir, keep)
         log.info("Purge task completed: %d files removed", len(removed))
         return removed
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.durable.close()
-            self.writer.close()

@@ -76,7 +76,8 @@ def _pair() -> tuple[LeaderServer, LearnerServer, list[tuple], list[ZEntry]]:
     proposals: list[ZEntry] = []
     clock = {"t": 1000.0}
     kw = dict(now_ms=lambda: clock["t"], wall_ms=lambda: 1_700_000_000_000)
-    leader = LeaderServer(_cfg(), proposals.append, server_id=3, **kw)
+    leader = LeaderServer(_cfg(), lambda hdr, data: proposals.append(ZEntry(hdr.zxid, data)),
+                          server_id=3, **kw)
     learner = LearnerServer(_cfg(), observer=False, server_id=1,
                             forward=lambda *a: forwarded.append(a),
                             revalidate=lambda *a: forwarded.append(("revalidate", *a)),
@@ -94,7 +95,7 @@ def _relay(leader: LeaderServer, learner: LearnerServer, forwarded: list[tuple],
         leader.forwarded(ForwardedRequest(sid, cxid, op, bytes(body), auth), 1000.0)
         while proposals:
             z = proposals.pop(0)
-            leader.commit(z)
+            leader.committed(z.zxid)
             learner.commit(z)
 
 
@@ -161,7 +162,7 @@ def test_leader_prepares_forwarded_requests_like_its_own() -> None:
     assert digest is not None
     assert leader.sessions.sessions[sid].timeout == 6000
     for z in proposals:
-        leader.commit(z)
+        leader.committed(z.zxid)
     assert leader.tree.get_node("/e").ephemeralOwner == sid
     assert leader.revalidate(sid, 6000, 1000.0)
     assert not leader.revalidate(sid + 1, 6000, 1000.0)
