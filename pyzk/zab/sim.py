@@ -239,11 +239,8 @@ class Simulation:
     def _reachable(self, a: int, b: int) -> bool:
         return self.groups[a] == self.groups[b]
 
-    def _to_looking(self, s: Server, reason: str) -> None:
-        if s.role == DOWN:
-            return
-        self.trace.append(f"{self.now}: {s.sid} {s.role} -> LOOKING ({reason})")
-        self.stats["looking: " + reason.split(",")[0].split(":")[0]] += 1
+    def _drop_links(self, s: Server) -> None:
+        """Close the quorum links ``s`` has: all its learners' if it leads, else its own."""
         if s.role == LEADING:
             for c in list(self.conns.values()):
                 if c.leader == s.sid:
@@ -251,6 +248,13 @@ class Simulation:
         elif s.conn is not None:
             self._close(s.conn)
         s.conn = None
+
+    def _to_looking(self, s: Server, reason: str) -> None:
+        if s.role == DOWN:
+            return
+        self.trace.append(f"{self.now}: {s.sid} {s.role} -> LOOKING ({reason})")
+        self.stats["looking: " + reason.split(",")[0].split(":")[0]] += 1
+        self._drop_links(s)
         s.core = None
         s.serving = False
         s.role = LOOKING
@@ -262,14 +266,8 @@ class Simulation:
         self.trace.append(f"{self.now}: {s.sid} crashes (loses {len(s.cache)} unsynced)")
         self.stats["crash"] += 1
         self.stats["lost unsynced"] += len(s.cache)
-        if s.role == LEADING:
-            for c in list(self.conns.values()):
-                if c.leader == s.sid:
-                    self._close(c)
-        elif s.conn is not None:
-            self._close(s.conn)
+        self._drop_links(s)
         s.cache.clear()
-        s.conn = None
         s.core = None
         s.serving = False
         s.role = DOWN
