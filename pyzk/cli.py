@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TextIO
 
 from pyzk import APACHE_COMPAT_VERSION, __version__
-from pyzk.config import ConfigError, ServerConfig, java_trim, load_config, read_properties
+from pyzk.config import ConfigError, ServerConfig
+from pyzk.javacompat import java_trim
+from pyzk.shell.configfile import load_config, read_properties
 
 log = logging.getLogger(__name__)
 

@@ -399,3 +399,23 @@ class _EmptyChildren(ChildSet):
 
 
 EMPTY_CHILDREN: ChildSet = _EmptyChildren("", 8)
+
+
+def java_hashmap_order(keys: Iterable[int]) -> list[int]:
+    """Iteration order of a java.util.HashMap<Long, ?> holding ``keys``.
+
+    Apache prints ensemble members in HashMap order; for small ids that is
+    ascending order.  Ties in one bucket are broken by id, which matches
+    HashMap when ids were inserted in ascending order.
+    """
+    ids = sorted(keys)
+    capacity = 16
+    while len(ids) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(sid: int) -> int:
+        v = sid & 0xFFFFFFFFFFFFFFFF
+        h = (v ^ (v >> 32)) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    return sorted(ids, key=bucket)

@@ -18,11 +18,13 @@ from pyzk.config import (
     ServerConfig,
     ServerSpec,
     four_letter_whitelist,
-    load_config,
     parse_jvm_flags,
     parse_properties,
     parse_server_line,
 )
+from pyzk.config.parse import _STATIC_BOOL_KEYS, _STATIC_INT_KEYS
+from pyzk.config.sysprops import USED_SYSTEM_PROPERTIES
+from pyzk.shell.configfile import load_config
 
 
 def write_cfg(tmp_path: Path, body: str, name: str = "zoo.cfg") -> str:
@@ -649,7 +651,7 @@ def test_server_config_direct_construction() -> None:
 
 
 # --------------------------------------------------------------------------
-# the README's table of keys is the set config.py understands
+# the README's table of keys is the set pyzk.config understands
 
 
 def _readme_table() -> list[tuple[list[str], list[str]]]:
@@ -665,11 +667,9 @@ def _readme_table() -> list[tuple[list[str], list[str]]]:
 
 
 def test_readme_key_table_matches_config() -> None:
-    from pyzk import config
-
     static_keys = (
-        set(config._STATIC_INT_KEYS)
-        | set(config._STATIC_BOOL_KEYS)
+        set(_STATIC_INT_KEYS)
+        | set(_STATIC_BOOL_KEYS)
         | {"dataDir", "dataLogDir", "clientPort", "clientPortAddress", "secureClientPort"}
         | {"secureClientPortAddress", "electionAlg", "peerType", "dynamicConfigFile"}
         | {"server.N", "group.N", "weight.N"}
@@ -679,16 +679,16 @@ def test_readme_key_table_matches_config() -> None:
     assert len(rows) > 30
     for cfg_keys, props in rows:
         for key in cfg_keys:
-            assert key in static_keys or f"zookeeper.{key}" in config._USED_SYSTEM_PROPERTIES, key
+            assert key in static_keys or f"zookeeper.{key}" in USED_SYSTEM_PROPERTIES, key
         for prop in props:
             if prop.endswith(".*"):
-                matches = {p for p in config._USED_SYSTEM_PROPERTIES if p.startswith(prop[:-1])}
+                matches = {p for p in USED_SYSTEM_PROPERTIES if p.startswith(prop[:-1])}
                 assert matches, prop
                 documented_props |= matches
             else:
-                assert prop in config._USED_SYSTEM_PROPERTIES, prop
+                assert prop in USED_SYSTEM_PROPERTIES, prop
                 documented_props.add(prop)
-    assert documented_props | {"zookeeper.multiAddress.enabled"} == config._USED_SYSTEM_PROPERTIES
+    assert documented_props | {"zookeeper.multiAddress.enabled"} == USED_SYSTEM_PROPERTIES
 
 
 # --------------------------------------------------------------------------

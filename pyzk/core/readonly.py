@@ -28,6 +28,7 @@ import logging
 import struct
 from typing import Any
 
+from pyzk.config import ServerConfig
 from pyzk.core.roleservers import RoleServer
 from pyzk.jute.constants import Err, OpCode
 from pyzk.jute.records import ConnectRequest
@@ -50,12 +51,12 @@ class ReadOnlyServer(RoleServer):
     state = "read-only"
     read_only = True
 
-    def __init__(self, cfg: Any, **kw: Any) -> None:
+    def __init__(self, cfg: ServerConfig, **kw: Any) -> None:
         sessions: dict[int, int] = kw.pop("sessions", None) or {}
         super().__init__(cfg, **kw)
         # the ensemble's sessions: known, but not to be renewed here
         self.global_sessions = frozenset(sessions)
-        self.local_sessions = bool(getattr(cfg, "local_sessions_enabled", False))
+        self.local_sessions = cfg.local_sessions_enabled
 
     # -- sessions -----------------------------------------------------------------
 

@@ -5,12 +5,13 @@ only runs them once the session's earlier writes have committed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Protocol
 
 from pyzk.core.errors import KeeperError
 from pyzk.datatree import acl as aclmod
 from pyzk.datatree.paths import top_namespace
-from pyzk.datatree.watches import WatcherMode
+from pyzk.datatree.watches import WatcherMode, WatchManager
 from pyzk.javacompat import java_string_hash
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import Err, OpCode, Perms, WatcherType
@@ -34,6 +35,7 @@ from pyzk.jute.records import (
     GetEphemeralsRequest,
     GetEphemeralsResponse,
     Id,
+    Record,
     RemoveWatchesRequest,
     SetWatches,
     SetWatches2,
@@ -44,7 +46,21 @@ from pyzk.jute.records import (
 from pyzk.shell.fourletter import observe
 
 if TYPE_CHECKING:
+    from pyzk.core.zkserver import ServerStats
+    from pyzk.datatree.node import ZNode
     from pyzk.datatree.tree import DataTree
+
+
+class Client(Hashable, Protocol):
+    """The asking connection as reads see it: it owns watches and is told of
+    the events a reconnect missed."""
+
+    def send_event(self, etype: int, path: str) -> None: ...
+
+
+#: A read handler: ``(body, watcher, session_id, auth, out)``; appends the reply body.
+Handler = Callable[[bytes, Client, int, list[Id], bytearray], None]
+
 
 def _id_hash(ident: Id) -> int:
     """The jute-generated Id.hashCode: 37 * (37 * 17 + scheme) + id, as a Java int."""
@@ -70,13 +86,13 @@ class Reads:
     """Answers reads for one tree; ``watcher`` is the asking connection."""
 
     def __init__(self, tree: DataTree, *, skip_acl: bool = False, maxbuf: int = 0xFFFFF,
-                 stats: Any = None) -> None:
+                 stats: ServerStats | None = None) -> None:
         self.stats = stats
         self.tree = tree
         self.ext = tree.extended_types
         self.skip_acl = skip_acl
         self.maxbuf = maxbuf
-        self.handlers: dict[int, Any] = {
+        self.handlers: dict[int, Handler] = {
             OpCode.getData: self.get_data,
             OpCode.exists: self.exists,
             OpCode.getChildren: self.get_children,
@@ -110,12 +126,13 @@ class Reads:
 
     # Each handler appends the encoded response body to ``out``.
 
-    def get_data(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def get_data(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                  out: bytearray) -> None:
         req = GetDataRequest.decode(body, 0, self.maxbuf)[0]
         self._get_data(req, watcher, auth).encode(out)
 
-    def _get_data(self, req: Any, watcher: Any, auth: list[Id]) -> GetDataResponse:
+    def _get_data(self, req: GetDataRequest, watcher: Client | None,
+                  auth: list[Id]) -> GetDataResponse:
         path = req.path
         node = self.tree.get_node(path)
         if node is None:
@@ -127,7 +144,7 @@ class Reads:
         self._read_stat(path, 0 if data is None else len(data))
         return GetDataResponse(data, node.stat(self.ext))
 
-    def exists(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def exists(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                out: bytearray) -> None:
         req = ExistsRequest.decode(body, 0, self.maxbuf)[0]
         path = req.path
@@ -141,7 +158,8 @@ class Reads:
         self._read_stat(path, 0)
         node.stat(self.ext).encode(out)
 
-    def _children(self, path: str, watch: bool, watcher: Any, auth: list[Id]) -> Any:
+    def _children(self, path: str, watch: bool, watcher: Client | None,
+                  auth: list[Id]) -> ZNode:
         node = self.tree.get_node(path)
         if node is None:
             raise KeeperError(Err.NONODE)
@@ -150,7 +168,7 @@ class Reads:
             self.tree.child_watches.add_watch(path, watcher)
         return node
 
-    def get_children(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def get_children(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                      out: bytearray) -> None:
         req = GetChildrenRequest.decode(body, 0, self.maxbuf)[0]
         node = self._children(req.path, req.watch, watcher, auth)
@@ -158,7 +176,7 @@ class Reads:
         self._read_stat(req.path, chars)
         out += blob
 
-    def get_children2(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def get_children2(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                       out: bytearray) -> None:
         req = GetChildren2Request.decode(body, 0, self.maxbuf)[0]
         node = self._children(req.path, req.watch, watcher, auth)
@@ -167,7 +185,7 @@ class Reads:
         out += blob
         node.stat(self.ext).encode(out)
 
-    def get_acl(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def get_acl(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                 out: bytearray) -> None:
         path = GetACLRequest.decode(body, 0, self.maxbuf)[0].path
         node = self.tree.get_node(path)
@@ -186,7 +204,7 @@ class Reads:
             ]
         GetACLResponse(acls, node.stat(self.ext)).encode(out)
 
-    def get_all_children_number(self, body: bytes, watcher: Any, session_id: int,
+    def get_all_children_number(self, body: bytes, watcher: Client, session_id: int,
                                 auth: list[Id], out: bytearray) -> None:
         path = GetAllChildrenNumberRequest.decode(body, 0, self.maxbuf)[0].path
         node = self.tree.get_node(path)
@@ -195,12 +213,12 @@ class Reads:
         self._check(node.acl, Perms.READ, auth)
         GetAllChildrenNumberResponse(self.tree.get_all_children_number(path)).encode(out)
 
-    def get_ephemerals(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def get_ephemerals(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                        out: bytearray) -> None:
         prefix = GetEphemeralsRequest.decode(body, 0, self.maxbuf)[0].prefixPath
         GetEphemeralsResponse(self.tree.get_ephemerals_with_prefix(session_id, prefix)).encode(out)
 
-    def _watch_managers(self, wtype: int) -> list[Any]:
+    def _watch_managers(self, wtype: int) -> list[WatchManager]:
         if wtype == WatcherType.Children:
             return [self.tree.child_watches]
         if wtype == WatcherType.Data:
@@ -209,7 +227,7 @@ class Reads:
             return [self.tree.child_watches, self.tree.data_watches]
         raise ValueError(f"Invalid watcher type {wtype}")
 
-    def check_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def check_watches(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                       out: bytearray) -> None:
         req = CheckWatchesRequest.decode(body, 0, self.maxbuf)[0]
         found = False
@@ -218,7 +236,7 @@ class Reads:
         if not found:
             raise KeeperError(Err.NOWATCHER)
 
-    def remove_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def remove_watches(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                        out: bytearray) -> None:
         req = RemoveWatchesRequest.decode(body, 0, self.maxbuf)[0]
         removed = False
@@ -227,7 +245,7 @@ class Reads:
         if not removed:
             raise KeeperError(Err.NOWATCHER)
 
-    def add_watch(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def add_watch(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                   out: bytearray) -> None:
         req = AddWatchRequest.decode(body, 0, self.maxbuf)[0]
         mode = WatcherMode.from_add_watch_mode(req.mode)
@@ -236,25 +254,25 @@ class Reads:
         ErrorResponse(0).encode(out)
 
     def _set_watches(self, rel: int, data: list[str], exist: list[str], child: list[str],
-                     persistent: list[str], recursive: list[str], watcher: Any) -> None:
+                     persistent: list[str], recursive: list[str], watcher: Client) -> None:
         """Re-arm a reconnecting client's watches; changes it missed fire now."""
         for etype, path in self.tree.set_watches(rel, data, exist, child, persistent,
                                                  recursive, watcher):
             watcher.send_event(etype, path)
 
-    def set_watches(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def set_watches(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                     out: bytearray) -> None:
         r = SetWatches.decode(body, 0, self.maxbuf)[0]
         self._set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
                           [], [], watcher)
 
-    def set_watches2(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def set_watches2(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                      out: bytearray) -> None:
         r = SetWatches2.decode(body, 0, self.maxbuf)[0]
         self._set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
                           r.persistentWatches, r.persistentRecursiveWatches, watcher)
 
-    def who_am_i(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def who_am_i(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                  out: bytearray) -> None:
         infos = []
         for i in java_auth_order(auth):
@@ -267,16 +285,16 @@ class Reads:
             infos.append(ClientInfo(i.scheme, user))
         WhoAmIResponse(infos).encode(out)
 
-    def sync(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def sync(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
              out: bytearray) -> None:
         SyncResponse(SyncRequest.decode(body, 0, self.maxbuf)[0].path).encode(out)
 
-    def multi_read(self, body: bytes, watcher: Any, session_id: int, auth: list[Id],
+    def multi_read(self, body: bytes, watcher: Client, session_id: int, auth: list[Id],
                    out: bytearray) -> None:
         # Apache creates the (empty) MultiResponse before decoding, so a
         # request it cannot decode or serve still gets the results so far,
         # with MarshallingError in the header.
-        results: list[tuple[int, int, Any]] = []
+        results: list[tuple[int, int, Record | None]] = []
         try:
             ops = decode_multi_request(body, 0, self.maxbuf)
             for t, req in ops:

@@ -22,14 +22,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from pyzk.config import ConfigError, ServerSpec, parse_server_line
 from pyzk.core.errors import KeeperError
 from pyzk.jute.constants import Err, Perms
-from pyzk.jute.records import ReconfigRequest, SetDataTxn, TxnHeader
+from pyzk.jute.records import Id, ReconfigRequest, SetDataTxn, TxnHeader
 from pyzk.quorum.confignode import CONFIG_NODE
 from pyzk.quorum.verifier import QuorumMaj
+
+if TYPE_CHECKING:
+    from pyzk.core.prep import Preparer
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,15 @@ def non_incremental(new_members: str, zxid: int) -> QuorumMaj:
     return QuorumMaj(qv.members, zxid)
 
 
+class PeerConfigs(Protocol):
+    """The configurations a reconfig starts from (pyzk.shell.quorumpeer.QuorumPeer has them)."""
+
+    #: The committed configuration.
+    verifier: QuorumMaj
+    #: The newest one proposed (the committed one when no reconfig is in flight).
+    last_seen: QuorumMaj
+
+
 class ReconfigPreparer:
     """What a leader's Preparer calls for a reconfig request.
 
@@ -102,14 +114,14 @@ class ReconfigPreparer:
     pyzk.shell.quorumpeer.QuorumPeer); ``quorum_synced(qv)`` is Leader.isQuorumSynced.
     """
 
-    def __init__(self, peer: Any, quorum_synced: Callable[[QuorumMaj], bool], *,
+    def __init__(self, peer: PeerConfigs, quorum_synced: Callable[[QuorumMaj], bool], *,
                  standalone_enabled: bool = True) -> None:
         self.peer = peer
         self.quorum_synced = quorum_synced
         self.standalone_enabled = standalone_enabled
 
-    def __call__(self, prep: Any, hdr: TxnHeader, body: bytes | memoryview,
-                 auth: list[Any]) -> SetDataTxn:
+    def __call__(self, prep: Preparer, hdr: TxnHeader, body: bytes | memoryview,
+                 auth: list[Id]) -> SetDataTxn:
         peer = self.peer
         last_seen: QuorumMaj = peer.last_seen
         if last_seen.version != peer.verifier.version:

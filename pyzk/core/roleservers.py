@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pyzk.config import ServerConfig
 from pyzk.core.prep import WRITE_OPS, Prepared
 from pyzk.core.sessions import SessionTracker
 from pyzk.core.zkserver import Entry, ZooKeeperServer
@@ -51,7 +52,7 @@ class RoleServer(ZooKeeperServer):
 
     state = "leaderelection"
 
-    def __init__(self, cfg: Any, **kw: Any) -> None:
+    def __init__(self, cfg: ServerConfig, **kw: Any) -> None:
         super().__init__(cfg, **kw)
         self.running = False
 
@@ -78,7 +79,7 @@ class LeaderServer(RoleServer):
 
     state = "leader"
 
-    def __init__(self, cfg: Any, propose: Callable[[TxnHeader, bytes], None],
+    def __init__(self, cfg: ServerConfig, propose: Callable[[TxnHeader, bytes], None],
                  **kw: Any) -> None:
         super().__init__(cfg, **kw)
         self.propose = propose
@@ -186,7 +187,7 @@ class LearnerServer(RoleServer):
     """A follower's or observer's pipeline. ``forward(session, cxid, op, body, auth)``
     sends a REQUEST, ``revalidate(session, timeout)`` a REVALIDATE."""
 
-    def __init__(self, cfg: Any, *, observer: bool, server_id: int,
+    def __init__(self, cfg: ServerConfig, *, observer: bool, server_id: int,
                  forward: Callable[[int, int, int, bytes, list[Id] | None], None],
                  revalidate: Callable[[int, int], None], touch: Callable[[int, int], None],
                  **kw: Any) -> None:
@@ -278,9 +279,7 @@ class LearnerServer(RoleServer):
 
     def commit(self, zentry: A.Entry) -> None:
         """Apply a committed txn and answer the client if the request is ours."""
-        hdr, txn, digest = decode_txn(zentry.data,
-                                      digest_enabled=bool(getattr(self.cfg, "digest_enabled",
-                                                                  True)))
+        hdr, txn, digest = decode_txn(zentry.data, digest_enabled=self.cfg.digest_enabled)
         err = txn.err if isinstance(txn, ErrorTxn) else 0
         prepared = Prepared(hdr, txn, err, digest)
         sid = hdr.clientId

@@ -28,6 +28,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from pyzk.config import ServerConfig
 from pyzk.core.errors import KeeperError
 from pyzk.core.prep import WRITE_OPS, Prepared, Preparer
 from pyzk.core.reads import Reads
@@ -36,7 +37,7 @@ from pyzk.datatree import acl as aclmod
 from pyzk.datatree.ephemeral import ttl_of
 from pyzk.datatree.paths import top_namespace
 from pyzk.datatree.tree import DataTree
-from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError
+from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import Err, KeeperState, OpCode
 from pyzk.jute.multi import encode_multi_response
 from pyzk.jute.records import (
@@ -146,24 +147,23 @@ class ZooKeeperServer:
     #: ReadOnlyZooKeeperServer sets the ConnectResponse's readOnly flag (and srvr/isro say so).
     read_only = False
 
-    def __init__(self, cfg: Any, *, now_ms: Callable[[], float], wall_ms: Callable[[], int],
-                 server_id: int = 1, tree: DataTree | None = None,
+    def __init__(self, cfg: ServerConfig, *, now_ms: Callable[[], float],
+                 wall_ms: Callable[[], int], server_id: int = 1, tree: DataTree | None = None,
                  sessions: dict[int, int] | None = None, zxid: int = 0) -> None:
         self.cfg = cfg
         self.now_ms = now_ms
         self.wall_ms = wall_ms
-        self.maxbuf = getattr(cfg, "jute_maxbuffer", DEFAULT_MAX_BUFFER)
+        self.maxbuf = cfg.jute_maxbuffer
         if tree is None:
-            tree = DataTree(extended_types=bool(getattr(cfg, "extended_types_enabled", False)),
-                            digest_enabled=bool(getattr(cfg, "digest_enabled", True)))
+            tree = DataTree(extended_types=cfg.extended_types_enabled,
+                            digest_enabled=cfg.digest_enabled)
         self.tree = tree
-        self.skip_acl = bool(getattr(cfg, "skip_acl", False))
-        self.super_digest = getattr(cfg, "super_digest", None)
-        self.extended_types = bool(getattr(cfg, "extended_types_enabled", False))
+        self.skip_acl = cfg.skip_acl
+        self.super_digest = cfg.super_digest
+        self.extended_types = cfg.extended_types_enabled
         self.prep = Preparer(
             self.tree, skip_acl=self.skip_acl, extended_types=self.extended_types,
-            enforce_quota=bool(getattr(cfg, "enforce_quota", False)),
-            reconfig_enabled=bool(getattr(cfg, "reconfig_enabled", False)),
+            enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled,
             maxbuf=self.maxbuf)
         self.stats = ServerStats()
         self.reads = Reads(self.tree, skip_acl=self.skip_acl, maxbuf=self.maxbuf,

@@ -30,7 +30,6 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from pyzk.datatree.acl import ACLCache, read_acl_unsafe
 from pyzk.datatree.ephemeral import (
@@ -51,7 +50,7 @@ from pyzk.datatree.quota import (
     stat_path,
     trim_quota_path,
 )
-from pyzk.datatree.watches import STANDARD, WatcherMode, WatchManager
+from pyzk.datatree.watches import STANDARD, Watcher, WatcherMode, WatchManager
 from pyzk.javacompat import ChildSet, JavaStringSet
 from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import Err, EventType, OpCode, WatcherType
@@ -63,6 +62,8 @@ from pyzk.jute.records import (
     CreateTxn,
     DeleteTxn,
     ErrorTxn,
+    MultiTxn,
+    Record,
     SetDataTxn,
     Stat,
     StatPersisted,
@@ -79,7 +80,7 @@ _ZERO_LONG = bytes(8)
 _LONG = struct.Struct(">q")
 
 
-def digest_term(path: str, data: bytes | None, stat: Any) -> int:
+def digest_term(path: str, data: bytes | None, stat: StatPersisted | ZNode) -> int:
     """One node's term of the tree digest (Apache's DigestCalculator, version 2):
     CRC32 over path, data and the persisted stat fields; 0 under /zookeeper/.
     ``stat`` is anything with StatPersisted's field names (a record or a
@@ -111,7 +112,7 @@ _DATA_CHANGED = int(EventType.NodeDataChanged)
 _CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
 
 # Sub-transaction record types of a multi, as DataTree decodes them.
-_MULTI_RECORDS: dict[int, Any] = {
+_MULTI_RECORDS: dict[int, type[Record]] = {
     OpCode.create: CreateTxn,
     OpCode.createTTL: CreateTTLTxn,
     OpCode.createContainer: CreateContainerTxn,
@@ -122,7 +123,7 @@ _MULTI_RECORDS: dict[int, Any] = {
     OpCode.check: CheckVersionTxn,
 }
 
-Event = tuple[Any, int, str]
+Event = tuple[Watcher, int, str]
 
 
 class _KeeperError(Exception):
@@ -259,7 +260,8 @@ class DataTree:
     def acl_of(self, node: ZNode) -> list[ACL]:
         return self.acl_cache.get(node.acl)
 
-    def get_data(self, path: str, watcher: Any = None) -> tuple[bytes | None, Stat] | None:
+    def get_data(self, path: str,
+                 watcher: Watcher | None = None) -> tuple[bytes | None, Stat] | None:
         """getData: None if absent (no watch is left then), else (data, stat)."""
         n = self.nodes.get(path)
         if n is None:
@@ -268,14 +270,15 @@ class DataTree:
             self.data_watches.add_watch(path, watcher)
         return n.data, n.stat(self.extended_types)
 
-    def stat_node(self, path: str, watcher: Any = None) -> Stat | None:
+    def stat_node(self, path: str, watcher: Watcher | None = None) -> Stat | None:
         """exists: the watch is registered even when the node is absent."""
         if watcher is not None:
             self.data_watches.add_watch(path, watcher)
         n = self.nodes.get(path)
         return None if n is None else n.stat(self.extended_types)
 
-    def get_children(self, path: str, watcher: Any = None) -> tuple[list[str], Stat] | None:
+    def get_children(self, path: str,
+                     watcher: Watcher | None = None) -> tuple[list[str], Stat] | None:
         """getChildren(2): children in Apache's order, and the stat; None if absent."""
         n = self.nodes.get(path)
         if n is None:
@@ -342,17 +345,17 @@ class DataTree:
 
     # ------------------------------------------------------------ watches
 
-    def add_watch(self, path: str, watcher: Any, mode: int) -> None:
+    def add_watch(self, path: str, watcher: Watcher, mode: int) -> None:
         """addWatch request: AddWatchMode 0 (persistent) / 1 (recursive) in both managers."""
         wm = WatcherMode.from_add_watch_mode(mode)
         self.data_watches.add_watch(path, watcher, wm)
         self.child_watches.add_watch(path, watcher, wm)
 
-    def remove_cnxn(self, watcher: Any) -> None:
+    def remove_cnxn(self, watcher: Watcher) -> None:
         self.data_watches.remove_watcher(watcher)
         self.child_watches.remove_watcher(watcher)
 
-    def contains_watcher(self, path: str, type_: int, watcher: Any) -> bool:
+    def contains_watcher(self, path: str, type_: int, watcher: Watcher) -> bool:
         """checkWatches (DataTree.containsWatcher with Apache's WatchManager semantics)."""
         if type_ == WatcherType.Children:
             return self.child_watches.contains_watcher(path, watcher)
@@ -362,7 +365,7 @@ class DataTree:
             path, watcher
         ) or self.data_watches.contains_watcher(path, watcher)
 
-    def remove_watch(self, path: str, type_: int, watcher: Any) -> bool:
+    def remove_watch(self, path: str, type_: int, watcher: Watcher) -> bool:
         """removeWatches: True if a watch of that type was removed."""
         if type_ == WatcherType.Children:
             return self.child_watches.remove_watch(path, watcher)
@@ -380,7 +383,7 @@ class DataTree:
         child_watches: Iterable[str],
         persistent_watches: Iterable[str],
         recursive_watches: Iterable[str],
-        watcher: Any,
+        watcher: Watcher,
     ) -> list[tuple[int, str]]:
         """setWatches(2) after a reconnect; returns the (event type, path) to send now."""
         out: list[tuple[int, str]] = []
@@ -712,7 +715,7 @@ class DataTree:
 
     # ------------------------------------------------------------ transactions
 
-    def process_txn(self, hdr: TxnHeader, txn: Any, _sub: bool = False) -> TxnResult:
+    def process_txn(self, hdr: TxnHeader, txn: Record | None, _sub: bool = False) -> TxnResult:
         """Apply one committed txn (DataTree.processTxn); never raises for tree errors."""
         rc = TxnResult(hdr.clientId, hdr.cxid, hdr.zxid, hdr.type)
         events = rc.events
@@ -793,7 +796,7 @@ class DataTree:
                         del self.digest_log[0]
         return rc
 
-    def _process_multi(self, hdr: TxnHeader, txn: Any, rc: TxnResult) -> None:
+    def _process_multi(self, hdr: TxnHeader, txn: MultiTxn, rc: TxnResult) -> None:
         subtxns = txn.txns or []
         rc.multi = results = []
         failed = any(s.type == OpCode.error for s in subtxns)

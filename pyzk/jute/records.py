@@ -13,7 +13,7 @@ against a slow field-by-field reference interpreter of the same table.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pyzk.jute import codec
 from pyzk.jute.codec import DEFAULT_MAX_BUFFER
@@ -156,11 +156,16 @@ class Record:
     __slots__ = ()
     FIELDS: tuple[str, ...] = ()
 
+    if TYPE_CHECKING:
+        # The fields are generated from SCHEMA: a type checker cannot see them.
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
     def encode(self, out: bytearray) -> None:  # replaced per record
         raise NotImplementedError
 
     @classmethod
-    def decode(cls, buf: bytes, pos: int = 0, maxbuf: int = DEFAULT_MAX_BUFFER) -> tuple[Any, int]:
+    def decode(cls, buf: bytes, pos: int = 0, maxbuf: int = DEFAULT_MAX_BUFFER) -> tuple[Self, int]:
         raise NotImplementedError  # replaced per record
 
     def to_bytes(self) -> bytes:
@@ -169,7 +174,7 @@ class Record:
         return bytes(out)
 
     @classmethod
-    def from_bytes(cls, buf: bytes, maxbuf: int = DEFAULT_MAX_BUFFER) -> Any:
+    def from_bytes(cls, buf: bytes, maxbuf: int = DEFAULT_MAX_BUFFER) -> Self:
         """Decode a whole buffer; trailing bytes are ignored as Apache does."""
         return cls.decode(buf, 0, maxbuf)[0]
 
@@ -184,11 +189,11 @@ class Record:
         body = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS)
         return f"{type(self).__name__}({body})"
 
-    def copy(self) -> Any:
+    def copy(self) -> Self:
         return type(self)(*(getattr(self, f) for f in self.FIELDS))
 
 
-def _elem_code(t: str, var: str, lines: list[str], indent: str, ns: dict[str, Any]) -> None:
+def _elem_code(t: str, var: str, lines: list[str], indent: str, ns: dict[str, object]) -> None:
     """Emit decode code that reads one value of type ``t`` into ``var``."""
     if t == "int":
         lines.append(f"{indent}{var}, pos = read_int(buf, pos)")
@@ -215,7 +220,7 @@ def _elem_code(t: str, var: str, lines: list[str], indent: str, ns: dict[str, An
         lines.append(f"{indent}{var}, pos = _dec_{t}(buf, pos, maxbuf)")
 
 
-def _elem_enc(t: str, expr: str, lines: list[str], indent: str, ns: dict[str, Any]) -> None:
+def _elem_enc(t: str, expr: str, lines: list[str], indent: str, ns: dict[str, object]) -> None:
     if t == "int":
         lines.append(f"{indent}out += _pi({expr})")
     elif t == "long":
@@ -249,7 +254,7 @@ def _groups(fields: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, st
     return out
 
 
-def _build(name: str, fields: list[tuple[str, str]], ns: dict[str, Any]) -> type[Record]:
+def _build(name: str, fields: list[tuple[str, str]], ns: dict[str, object]) -> type[Record]:
     names = [f for f, _ in fields]
     init_args = ", ".join(f"{f}={_DEFAULTS.get(t, 'None')}" for f, t in fields)
     src = [f"def __init__(self, {init_args}):"]
@@ -299,7 +304,7 @@ def _build(name: str, fields: list[tuple[str, str]], ns: dict[str, Any]) -> type
 
 
 def _build_all() -> dict[str, type[Record]]:
-    ns: dict[str, Any] = {
+    ns: dict[str, object] = {
         "read_int": codec.read_int,
         "read_long": codec.read_long,
         "read_bool": codec.read_bool,

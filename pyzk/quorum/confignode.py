@@ -12,15 +12,18 @@ not). Clients read the node with getData or getConfig.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyzk.datatree.tree import DataTree
 
 log = logging.getLogger(__name__)
 
 CONFIG_NODE = "/zookeeper/config"
 
 
-def init_config_node(tree: Any, config_text: str, version: int, wall_ms: int) -> None:
-    """ZKDatabase.initConfigInZKDatabase on ``tree`` (a pyzk.datatree DataTree)."""
+def init_config_node(tree: DataTree, config_text: str, version: int, wall_ms: int) -> None:
+    """ZKDatabase.initConfigInZKDatabase on ``tree``."""
     if tree.get_node(CONFIG_NODE) is None:
         log.warning("configuration znode missing (should only happen during upgrade), "
                     "creating the node")

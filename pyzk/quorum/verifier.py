@@ -16,10 +16,10 @@ from pyzk.config import (
     ConfigError,
     ServerConfig,
     ServerSpec,
-    java_trim,
     parse_properties,
     parse_server_line,
 )
+from pyzk.javacompat import java_trim
 
 _LONG_MIN = -(2**63)
 _LONG_MAX = 2**63 - 1

@@ -55,7 +55,7 @@ class ClientConnection(asyncio.Protocol):
         # so one greedy client cannot exhaust the server's memory.
         self.write_paused = False
         self.read_paused = False
-        self.max_inflight = max(1, int(getattr(shell.cfg, "global_outstanding_limit", 1000)))
+        self.max_inflight = max(1, shell.cfg.global_outstanding_limit)
 
     # -- asyncio callbacks ---------------------------------------------------------
 

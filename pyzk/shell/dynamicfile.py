@@ -22,7 +22,9 @@ import contextlib
 import logging
 import os
 
-from pyzk.config import java_trim, parse_properties, read_properties
+from pyzk.config import parse_properties
+from pyzk.javacompat import java_trim
+from pyzk.shell.configfile import read_properties
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from typing import Any
 
+from pyzk.config import ServerConfig
 from pyzk.core.readonly import ReadOnlyServer
 from pyzk.core.roleservers import RoleServer
 from pyzk.quorum.confignode import init_config_node
@@ -86,7 +87,7 @@ class EnsembleShell(ClientPortHost):
     """The ensemble member: what pyzk.shell.connection needs of a shell, and the
     :class:`~pyzk.shell.quorumpeer.RoleHost` its QuorumPeer runs roles on."""
 
-    def __init__(self, cfg: Any, loop: asyncio.AbstractEventLoop, *,
+    def __init__(self, cfg: ServerConfig, loop: asyncio.AbstractEventLoop, *,
                  finalize_wait: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg

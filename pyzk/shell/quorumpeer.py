@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
+from pyzk.config import ServerConfig
 from pyzk.quorum.election import (
     CancelTimer,
     ConnectAll,
@@ -101,7 +102,8 @@ def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int]:
 class QuorumPeer:
     """One ensemble member's election and role loop (cfg: pyzk.config.ServerConfig)."""
 
-    def __init__(self, cfg: Any, host: RoleHost, *, finalize_wait: int | None = None) -> None:
+    def __init__(self, cfg: ServerConfig, host: RoleHost, *,
+                 finalize_wait: int | None = None) -> None:
         if cfg.my_id is None or cfg.my_id not in cfg.servers:
             raise ValueError(f"myid {cfg.my_id} is not among the server.N lines")
         self.cfg = cfg
@@ -111,8 +113,8 @@ class QuorumPeer:
         #: QuorumPeer.lastSeenQuorumVerifier: the newest configuration proposed
         #: (NEWLEADER, a reconfig proposal); only kept with reconfigEnabled.
         self.last_seen = self.verifier
-        self.reconfig_enabled = bool(getattr(cfg, "reconfig_enabled", False))
-        self.config_path: str | None = getattr(cfg, "path", None)
+        self.reconfig_enabled = cfg.reconfig_enabled
+        self.config_path: str | None = cfg.path
         self.data_dir = cfg.data_dir
         kw: dict[str, int] = {}
         if finalize_wait is not None:

@@ -20,7 +20,7 @@ import os
 from collections import deque
 from typing import Any
 
-from pyzk.config import ConfigError
+from pyzk.config import ConfigError, ServerConfig
 from pyzk.core.reconfig import ReconfigPreparer
 from pyzk.core.roleservers import LeaderServer, LearnerServer
 from pyzk.jute.codec import JuteError
@@ -113,7 +113,7 @@ class _Role:
     def __init__(self, host: Any, decision: Decided) -> None:
         self.host = host
         self.peer = host.peer
-        self.cfg = host.cfg
+        self.cfg: ServerConfig = host.cfg
         self.loop: asyncio.AbstractEventLoop = host.loop
         self.decision = decision
         self.my_id: int = self.peer.my_id
@@ -229,7 +229,7 @@ class LeaderRole(_Role):
         return CommittedLog(self._commit_log_count(), entries=recent)
 
     def _sysprop(self, name: str, default: str) -> str:
-        return str(getattr(self.cfg, "system_properties", {}).get(name, default))
+        return self.cfg.system_properties.get(name, default)
 
     def _commit_log_count(self) -> int:
         """zookeeper.commitLogCount; Apache raises values below 500 to 500."""

@@ -21,6 +21,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from pyzk.config import ServerConfig
 from pyzk.txnlog.files import snapshot_name, version_dir
 from pyzk.txnlog.log import TxnLogWriter
 from pyzk.txnlog.purge import effective_retain_count, purge
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Store:
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         self.log_dir = Path(cfg.data_log_dir or cfg.data_dir)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 from pyzk.jute.records import QuorumPacket
 from pyzk.zab.packets import ForwardedRequest
+from pyzk.zab.snapstream import WireSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class LoadSnapshot:
     (WireSnapshot.to_snapshot) whose last processed zxid is ``snapshot.zxid``.
     Nothing is written to disk yet: a TakeSnapshot follows at NEWLEADER."""
 
-    snapshot: Any
+    snapshot: WireSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ from pyzk.zab.actions import (
     Truncate,
 )
 from pyzk.zab.packets import PacketType, SnapTransfer
+from pyzk.zab.snapstream import WireSnapshot
 from pyzk.zab.zxid import epoch_of, hexz, is_epoch_start, make_zxid
 
 log = logging.getLogger(__name__)
@@ -222,8 +223,8 @@ class LearnerCore:
                     self._send(P.ack_packet(z))
         return self._take()
 
-    def on_packet(self, packet: QuorumPacket | SnapTransfer, snapshot: Any = None
-                  ) -> list[Action]:
+    def on_packet(self, packet: QuorumPacket | SnapTransfer,
+                  snapshot: WireSnapshot | None = None) -> list[Action]:
         """A packet from the leader (a SnapTransfer for SNAP and its snapshot)."""
         if isinstance(packet, SnapTransfer):
             packet, snapshot = packet.packet, packet.snapshot
@@ -271,7 +272,7 @@ class LearnerCore:
 
     # ------------------------------------------------------------------ synchronisation
 
-    def _on_sync_mode(self, packet: QuorumPacket, snapshot: Any) -> None:
+    def _on_sync_mode(self, packet: QuorumPacket, snapshot: WireSnapshot | None) -> None:
         t = packet.type
         if t == PacketType.DIFF:
             log.info("Getting a diff from the leader 0x%s", hexz(packet.zxid))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from pyzk.jute.records import QuorumPacket
 from pyzk.zab import packets as P
@@ -672,7 +672,8 @@ class LeaderCore:
         self._broadcast_commit(p, zxid, P.commit_packet(zxid), inform)
         return True
 
-    def _broadcast_commit(self, p: _Proposal, zxid: int, commit: Any, inform: Any) -> None:
+    def _broadcast_commit(self, p: _Proposal, zxid: int, commit: QuorumPacket,
+                          inform: QuorumPacket | None) -> None:
         """Leader.commit/inform: COMMIT to followers, INFORM to observers, apply
         here, and answer the syncs that waited for this zxid."""
         for h in self.forwarding:

@@ -18,7 +18,6 @@ import logging
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError, Truncated
 from pyzk.jute.records import Id, LearnerInfo, QuorumPacket
@@ -72,7 +71,7 @@ class PacketError(JuteError):
     """A packet payload Apache would fail to read (its reader throws an IOException)."""
 
 
-def qp(ptype: int, zxid: int, data: bytes | None = None, authinfo: list[Any] | None = None
+def qp(ptype: int, zxid: int, data: bytes | None = None, authinfo: list[Id] | None = None
        ) -> QuorumPacket:
     """A QuorumPacket; ``data`` and ``authinfo`` are null unless given, as Apache leaves them."""
     return QuorumPacket(int(ptype), zxid, data, authinfo)
@@ -218,7 +217,7 @@ def txn_zxid(txn_bytes: bytes | None) -> int:
     return _TXN_ZXID.unpack_from(txn_bytes, _TXN_ZXID_OFFSET)[0]
 
 
-def ping_packet(zxid: int, touches: bytes | None = None, authinfo: list[Any] | None = None
+def ping_packet(zxid: int, touches: bytes | None = None, authinfo: list[Id] | None = None
                 ) -> QuorumPacket:
     """PING: the leader sends its last proposed zxid and no data; a learner answers
     with the same zxid and authinfo and its session touches as data."""
@@ -248,11 +247,11 @@ class ForwardedRequest:
     cxid: int
     type: int
     request: bytes
-    authinfo: list[Any] | None
+    authinfo: list[Id] | None
 
 
 def request_packet(session_id: int, cxid: int, op: int, request: bytes | None,
-                   authinfo: list[Any] | None = None) -> QuorumPacket:
+                   authinfo: list[Id] | None = None) -> QuorumPacket:
     """REQUEST: long sessionId, int cxid, int type, then the raw request bytes;
     the session's auth ids travel in the packet's authinfo; zxid is -1."""
     data = _REQ_HEAD.pack(session_id, cxid, op) + (request or b"")

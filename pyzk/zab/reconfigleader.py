@@ -30,7 +30,7 @@ from pyzk.jute.constants import OpCode
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.zab import packets as P
 from pyzk.zab.actions import Action, Entry
-from pyzk.zab.leader import BROADCAST, LeaderCore
+from pyzk.zab.leader import BROADCAST, LeaderCore, _Proposal
 from pyzk.zab.zxid import hexz, is_epoch_start
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class ReconfigLeaderCore(LeaderCore):
             z += 1
         return best
 
-    def _try_to_commit(self, p: Any, zxid: int) -> bool:
+    def _try_to_commit(self, p: _Proposal, zxid: int) -> bool:
         if zxid - 1 in self.outstanding:
             return False
         pairs = self._pairs.get(zxid)

@@ -32,7 +32,7 @@ import logging
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import QuorumPacket, SetDataTxn, TxnHeader
@@ -418,7 +418,7 @@ class Simulation:
             elif isinstance(a, A.Commit):
                 self._on_commit(s, a.entry)
             elif isinstance(a, A.LoadSnapshot):
-                snap = a.snapshot
+                snap = cast(SimSnapshot, a.snapshot)  # what SendSnapshot above handed over
                 s.applied = list(snap.applied)
                 s.last_processed = snap.zxid
                 s.loaded_snapshot = True

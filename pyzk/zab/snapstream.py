@@ -21,10 +21,14 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pyzk.jute.codec import Truncated, read_ustring, write_ustring
 from pyzk.jute.records import ACL, FileHeader
+
+if TYPE_CHECKING:
+    from pyzk.datatree.tree import DataTree
+    from pyzk.txnlog.snapshot import Snapshot
 
 _INT = struct.Struct(">i")
 _SESSION = struct.Struct(">qi")
@@ -46,7 +50,7 @@ class WireSnapshot:
     sessions: dict[int, int] = field(default_factory=dict)
     node_count: int = 0
 
-    def to_snapshot(self, **kw: Any) -> Any:
+    def to_snapshot(self, **kw: bool) -> Snapshot:
         """Decode into a pyzk.txnlog.snapshot.Snapshot (tree, sessions) at ``zxid``."""
         from pyzk.txnlog.snapshot import SNAP_DBID, SNAP_MAGIC, SNAP_VERSION, parse_snapshot
 
@@ -54,7 +58,7 @@ class WireSnapshot:
         return parse_snapshot(head + self.body, self.zxid, check_seal=False, **kw)
 
 
-def encode_wire_snapshot(tree: Any, sessions: dict[int, int]) -> bytes:
+def encode_wire_snapshot(tree: DataTree, sessions: dict[int, int]) -> bytes:
     """What a leader writes after SNAP: the body of ``tree``/``sessions`` and the signature.
 
     Reuses the snapshot file writer without a digest and cuts away the file

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from pyzk.config import ServerSpec
+from pyzk.config import ServerConfig, ServerSpec
 from pyzk.quorum.election import Decided, ServerState
 from pyzk.shell.quorumpeer import QuorumPeer, load_epochs
 from pyzk.testing.servers import ApacheServer, free_port, require_reference
@@ -43,11 +42,11 @@ class FakeHost:
         self.release.clear()
 
 
-def _cfg(tmp: Path, my_id: int, servers: dict[int, ServerSpec]) -> SimpleNamespace:
+def _cfg(tmp: Path, my_id: int, servers: dict[int, ServerSpec]) -> ServerConfig:
     d = tmp / f"peer{my_id}"
     (d / "version-2").mkdir(parents=True, exist_ok=True)
-    return SimpleNamespace(my_id=my_id, servers=servers, data_dir=str(d), peer_type="participant",
-                           groups={}, weights={}, config_version=0)
+    return ServerConfig(data_dir=str(d), my_id=my_id, servers=servers, peer_type="participant",
+                        groups={}, weights={}, config_version=0)
 
 
 def _specs(sids: list[int]) -> dict[int, ServerSpec]:

@@ -28,7 +28,7 @@ from kazoo.exceptions import (
     ZookeeperError,
 )
 
-from pyzk.config import ServerSpec, load_config, read_properties
+from pyzk.config import ServerSpec
 from pyzk.core.prep import Prepared, Preparer
 from pyzk.core.reconfig import ReconfigPreparer
 from pyzk.datatree.acl import digest_id
@@ -36,6 +36,7 @@ from pyzk.datatree.tree import DataTree
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import Id, ReconfigRequest, SetDataTxn, TxnHeader
 from pyzk.quorum.verifier import QuorumMaj
+from pyzk.shell.configfile import load_config, read_properties
 from pyzk.testing.servers import Ensemble, PyzkServer, require_reference
 from pyzk.testing.servers import wait_for as shared_wait_for
 from pyzk.txnlog.txn import encode_txn

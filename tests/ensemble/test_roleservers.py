@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from types import SimpleNamespace
 from typing import Any
 
+from pyzk.config import ServerConfig
 from pyzk.core.roleservers import LeaderServer, LearnerServer
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import (
@@ -62,9 +62,10 @@ class Conn:
         return [_REPLY.unpack_from(f, 0)[1:] for f in self.sent[1:]]
 
 
-def _cfg() -> SimpleNamespace:
-    return SimpleNamespace(tick_time=200, min_session_timeout=400, max_session_timeout=40000,
-                           digest_enabled=True, extended_types_enabled=False)
+def _cfg() -> ServerConfig:
+    return ServerConfig(data_dir="data", tick_time=200, min_session_timeout=400,
+                        max_session_timeout=40000, digest_enabled=True,
+                        extended_types_enabled=False)
 
 
 def _frame(xid: int, op: int, rec: Any) -> bytes:

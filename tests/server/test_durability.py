@@ -138,7 +138,7 @@ def _dump(c) -> dict[str, tuple]:
 
 def test_purge_keeps_retained_snapshots_and_their_logs(tmp_path) -> None:
     from pyzk.cli import tool_main
-    from pyzk.config import load_config
+    from pyzk.shell.configfile import load_config
     from pyzk.shell.store import Store
 
     with PyzkServer(tmp_path, extra_cfg={"snapCount": "10"}) as srv:

@@ -1,0 +1,105 @@
+"""Reading zoo.cfg and the files it points to; the parsing is pyzk.config's.
+
+:func:`load_config` reads zoo.cfg, then (as QuorumPeerConfig does, in its
+order) the ``dynamicConfigFile`` and the ``<zoo.cfg>.dynamic.next`` a
+reconfig in flight leaves behind, and ``dataDir/myid``, handing each text to
+the pure steps of pyzk.config.parse.  Files are read as
+``Properties.load(InputStream)`` reads them: ISO-8859-1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pyzk.config import (
+    ConfigError,
+    Quorum,
+    ServerConfig,
+    ServerSpec,
+    dynamic_quorum,
+    next_dynamic_servers,
+    parse_jvm_flags,
+    parse_myid,
+    parse_properties,
+    parse_static,
+    setup_quorum,
+    static_quorum,
+    trim_properties,
+)
+
+log = logging.getLogger(__name__)
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """Read a properties file as ``Properties.load(InputStream)`` does (ISO-8859-1)."""
+    with open(path, "rb") as f:
+        return parse_properties(f.read().decode("latin-1"))
+
+
+def load_config(path: str, *, jvm_flags: str | None = None) -> ServerConfig:
+    """Read zoo.cfg at ``path`` (plus its dynamic config file and dataDir/myid).
+
+    ``jvm_flags`` is the text of SERVER_JVMFLAGS/JVMFLAGS; its ``-D`` system
+    properties apply where zoo.cfg does not override them.
+    """
+    log.info("Reading configuration from: %s", path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"Error processing {path}: {e.strerror or e}") from None
+    text = data.decode("latin-1")
+    props = trim_properties(parse_properties(text))
+    sysprops = parse_jvm_flags(jvm_flags)
+    try:
+        cfg = _parse(props, sysprops, path)
+    except ConfigError as e:
+        raise ConfigError(f"Error processing {path}: {e}") from None
+    cfg.initial_config = text
+    return cfg
+
+
+def _parse(props: dict[str, str], sysprops: dict[str, str], path: str) -> ServerConfig:
+    """QuorumPeerConfig.parseProperties followed by the quorum setup."""
+    cfg = parse_static(props, sysprops, path)
+    dynamic_file = cfg.dynamic_config_file
+    if dynamic_file is None:
+        quorum = static_quorum(props, cfg)
+    else:
+        quorum = _load_dynamic(dynamic_file, cfg)
+        cfg.last_seen_servers = _load_next_dynamic(path, cfg)
+    setup_quorum(cfg, quorum, _read_myid(cfg.data_dir))
+    return cfg
+
+
+def _load_dynamic(dynamic_file: str, cfg: ServerConfig) -> Quorum:
+    try:
+        props = read_properties(dynamic_file)
+    except OSError as e:
+        raise ConfigError(
+            f"dynamicConfigFile: Error processing {dynamic_file}: {e.strerror or e}"
+        ) from None
+    return dynamic_quorum(dynamic_file, props, cfg)
+
+
+def _load_next_dynamic(path: str, cfg: ServerConfig) -> dict[int, ServerSpec] | None:
+    """The ``<zoo.cfg>.dynamic.next`` file a reconfig in flight leaves behind."""
+    next_file = path + ".dynamic.next"
+    if not os.path.exists(next_file):
+        return None
+    try:
+        props = read_properties(next_file)
+    except OSError:
+        log.warning("NextQuorumVerifier is initiated to null")
+        return None
+    return next_dynamic_servers(props, cfg)
+
+
+def _read_myid(data_dir: str) -> int | None:
+    """setupMyId: the first line of dataDir/myid as a Java long, if the file exists."""
+    myid_path = os.path.join(data_dir, "myid")
+    if not os.path.isfile(myid_path):
+        return None
+    with open(myid_path, "rb") as f:
+        return parse_myid(f.read())
