@@ -11,13 +11,26 @@ Treeified buckets (9+ colliding names in a table of 64+) are not modelled.
 Also here: Java's ``String.split`` (drops trailing empty strings),
 ``String.trim`` and ``Integer/Long.parseInt`` (no spaces, no underscores),
 whose edge cases decide whether an ACL id or a quota string is valid.
+
+The four-letter words and the files a reconfiguration writes print Java
+values and iterate Java maps, so these are here too: ``Long.toHexString``
+(`hex64`), ``Double.toString`` (`java_double`), ``BigDecimal`` HALF_UP
+rounding (`java_round4`), ``Date.toString`` (`java_date`),
+``InetSocketAddress.toString`` (`java_socket_address`), and the iteration
+orders of a ``ConcurrentHashMap<Long, ?>`` (`chm_long_order`), a
+``HashSet<String>`` (`java_string_order`) and a ``java.util.Properties``
+(`properties_order`).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 import struct
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 _JAVA_INT = re.compile(r"[+-]?\d+")
 
@@ -91,6 +104,156 @@ def table_size_for(n: int) -> int:
     while cap < n:
         cap <<= 1
     return cap
+
+
+# --------------------------------------------------------------------------
+# Java formatting
+
+_MASK64 = (1 << 64) - 1
+
+
+def hex64(n: int) -> str:
+    """Long.toHexString: two's complement for negative values."""
+    return format(n & _MASK64, "x")
+
+
+def java_double(x: float) -> str:
+    """Double.toString: plain decimal in [1e-3, 1e7), else ``d.dddE[-]n``,
+    with the shortest digits that round-trip (Python's repr finds the same)."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
+    sign = "-" if x < 0 else ""
+    _, digit_tuple, exp = Decimal(repr(abs(x))).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    assert isinstance(exp, int)
+    # value = 0.<digits> * 10**point
+    point = exp + len("".join(map(str, digit_tuple)))
+    if 1e-3 <= abs(x) < 1e7:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{digits}"
+        whole = digits[:point].ljust(point, "0")
+        frac = digits[point:] or "0"
+        return f"{sign}{whole}.{frac}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"
+
+
+def java_round4(x: float) -> float:
+    """BigDecimal(x).setScale(4, HALF_UP).doubleValue(), as AvgMinMaxCounter.getAvg."""
+    return float(Decimal(x).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def java_date(when: datetime) -> str:
+    """Date.toString(): ``EEE MMM dd HH:mm:ss zzz yyyy``.
+
+    ``when`` is an aware datetime in the zone to print (Java uses the JVM's
+    default zone; the shell converts to the local zone, which is not pure).
+    """
+    zone = when.tzname()
+    if zone is None:
+        raise ValueError("java_date needs an aware datetime")
+    return (f"{_DAYS[when.weekday()]} {_MONTHS[when.month - 1]} {when.day:02d} "
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} {zone} {when.year}")
+
+
+def java_socket_address(ip: str, port: int) -> str:
+    """InetSocketAddress.toString() of an unresolved-name peer: ``/ip:port``.
+
+    Java writes IPv6 addresses in full, without brackets or ``::`` compression.
+    """
+    if ":" in ip:
+        addr = ipaddress.IPv6Address(ip.split("%", 1)[0])
+        groups = addr.exploded.split(":")
+        ip = ":".join(format(int(g, 16), "x") for g in groups)
+    return f"/{ip}:{port}"
+
+
+# --------------------------------------------------------------------------
+# ConcurrentHashMap / HashSet / Properties iteration orders
+
+
+def java_long_hash(v: int) -> int:
+    """``Long.hashCode()`` as an unsigned 32-bit int (of the two's complement value)."""
+    v &= _MASK64
+    return (v ^ (v >> 32)) & 0xFFFFFFFF
+
+
+def chm_spread(h: int) -> int:
+    """ConcurrentHashMap.spread: HashMap's fold with the sign bit cleared."""
+    return java_spread(h) & 0x7FFFFFFF
+
+
+def chm_long_order(keys: Iterable[int]) -> list[int]:
+    """Iteration order of a ConcurrentHashMap<Long, ?> holding ``keys``.
+
+    Bins by the spread hash (CHM resizes when its count reaches 3/4 of the
+    table); keys sharing a bin keep the given (insertion) order.
+    """
+    ks = list(keys)
+    n = 16
+    while len(ks) >= n * 3 // 4:
+        n *= 2
+
+    def bin_of(k: int) -> int:
+        return chm_spread(java_long_hash(k)) & (n - 1)
+
+    return sorted(ks, key=bin_of)
+
+
+def java_string_order(items: Iterable[str]) -> list[str]:
+    """Iteration order of a java.util.HashSet<String> built from ``items``."""
+    return JavaStringSet(16, items).java_order()
+
+
+def properties_order(keys: Iterable[str]) -> list[str]:
+    """The iteration order of a java.util.Properties loaded with ``keys`` in this
+    order: a ConcurrentHashMap of 16 bins, doubled when the count reaches 3/4 of
+    them, each bin a list in insertion order that a resize splits as
+    ConcurrentHashMap.transfer does (the tail run kept, the nodes before it
+    prepended one by one)."""
+    n = 16
+    table: list[list[tuple[int, str]]] = [[] for _ in range(n)]
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            continue  # a repeated key keeps its place
+        seen.add(key)
+        h = chm_spread(java_string_hash(key))
+        table[h & (n - 1)].append((h, key))
+        if len(seen) >= n - (n >> 2):
+            table = _chm_transfer(table, n)
+            n <<= 1
+    return [key for bin_ in table for _h, key in bin_]
+
+
+def _chm_transfer(table: list[list[tuple[int, str]]], n: int) -> list[list[tuple[int, str]]]:
+    """ConcurrentHashMap.transfer of an ``n``-bin table of (spread hash, key) lists."""
+    out: list[list[tuple[int, str]]] = [[] for _ in range(2 * n)]
+    for i, bin_ in enumerate(table):
+        if not bin_:
+            continue
+        run_bit = bin_[0][0] & n
+        last_run = 0
+        for j in range(1, len(bin_)):
+            b = bin_[j][0] & n
+            if b != run_bit:
+                run_bit, last_run = b, j
+        low = list(bin_[last_run:]) if run_bit == 0 else []
+        high = list(bin_[last_run:]) if run_bit != 0 else []
+        for node in bin_[:last_run]:
+            if node[0] & n == 0:
+                low.insert(0, node)
+            else:
+                high.insert(0, node)
+        out[i], out[i + n] = low, high
+    return out
 
 
 _INT = struct.Struct(">i")
@@ -413,9 +576,4 @@ def java_hashmap_order(keys: Iterable[int]) -> list[int]:
     while len(ids) > capacity * 3 // 4:
         capacity *= 2
 
-    def bucket(sid: int) -> int:
-        v = sid & 0xFFFFFFFFFFFFFFFF
-        h = (v ^ (v >> 32)) & 0xFFFFFFFF
-        return (h ^ (h >> 16)) & (capacity - 1)
-
-    return sorted(ids, key=bucket)
+    return sorted(ids, key=lambda sid: java_spread(java_long_hash(sid)) & (capacity - 1))

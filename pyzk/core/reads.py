@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Protocol
 
 from pyzk.core.errors import KeeperError
+from pyzk.core.metrics import observe
 from pyzk.datatree import acl as aclmod
 from pyzk.datatree.paths import top_namespace
 from pyzk.datatree.watches import WatcherMode, WatchManager
@@ -43,7 +44,6 @@ from pyzk.jute.records import (
     SyncResponse,
     WhoAmIResponse,
 )
-from pyzk.shell.fourletter import observe
 
 if TYPE_CHECKING:
     from pyzk.core.zkserver import ServerStats

@@ -30,6 +30,7 @@ from typing import Any
 
 from pyzk.config import ServerConfig
 from pyzk.core.errors import KeeperError
+from pyzk.core.metrics import LAST_OP_NAMES, count, observe
 from pyzk.core.prep import WRITE_OPS, Prepared, Preparer
 from pyzk.core.reads import Reads
 from pyzk.core.sessions import SessionTracker
@@ -54,7 +55,6 @@ from pyzk.jute.records import (
     SetDataResponse,
     TxnHeader,
 )
-from pyzk.shell.fourletter import LAST_OP_NAMES, count, observe
 from pyzk.txnlog.txn import encode_txn
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class ServerStats:
         self.min_response_size = -1
         self.max_response_size = -1
         # mntr metrics by Apache's ServerMetrics name: counters (name -> int)
-        # and summaries (name -> fourletter.Summary); fed with
-        # pyzk.shell.fourletter.count()/observe(), zeroed by srst.
+        # and summaries (name -> metrics.Summary); fed with
+        # pyzk.core.metrics.count()/observe(), zeroed by srst.
         self.counters: dict[str, int] = {}
         self.summaries: dict[str, Any] = {}
 

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pyzk.shell.connection import ClientConnection
-from pyzk.shell.fourletter import FOUR_LETTER_WORDS
+from pyzk.shell.fourletter import FOUR_LETTER_WORD_BYTES
 
 if TYPE_CHECKING:
     from pyzk.config import ServerConfig
@@ -65,7 +65,7 @@ class ClientPortHost:
         return True
 
     def is_four_letter_word(self, word: bytes) -> bool:
-        return word in FOUR_LETTER_WORDS
+        return word in FOUR_LETTER_WORD_BYTES
 
     def four_letter(self, conn: ClientConnection, cmd: str) -> None:
         text = self.fourlw.run(cmd, conn)

@@ -14,10 +14,10 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from pyzk.core.metrics import ConnectionStats
 from pyzk.core.zkserver import encode_notification
 from pyzk.jute.codec import JuteError
 from pyzk.jute.records import Id
-from pyzk.shell.fourletter import ConnectionStats
 
 if TYPE_CHECKING:
     from pyzk.shell.clientport import ClientPortHost

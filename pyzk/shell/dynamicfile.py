@@ -10,7 +10,7 @@
   ``clientPortAddress`` when the new config gives this server a client address)
   and with ``dynamicConfigFile=<absolute path>`` appended (editStaticConfig).
   Apache iterates a java.util.Properties, i.e. a ConcurrentHashMap, to write
-  the kept keys; :func:`properties_order` reproduces that order.
+  the kept keys; :func:`pyzk.javacompat.properties_order` reproduces that order.
 
 Every file is written whole to a temporary name and renamed over the old one
 (AtomicFileWritingIdiom), so a crash leaves either the old or the new file.
@@ -23,7 +23,7 @@ import logging
 import os
 
 from pyzk.config import parse_properties
-from pyzk.javacompat import java_trim
+from pyzk.javacompat import java_trim, properties_order
 from pyzk.shell.configfile import read_properties
 
 log = logging.getLogger(__name__)
@@ -43,64 +43,6 @@ def dynamic_file_name(config_path: str, version: int) -> str:
 def next_file_name(config_path: str) -> str:
     """QuorumPeer.getNextDynamicConfigFilename."""
     return config_path + NEXT_SUFFIX
-
-
-def _java_string_hash(s: str) -> int:
-    """String.hashCode over UTF-16 code units, as an unsigned 32-bit value."""
-    data = s.encode("utf-16-be")
-    h = 0
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h
-
-
-def _spread(key: str) -> int:
-    """ConcurrentHashMap.spread of the key's hashCode."""
-    h = _java_string_hash(key)
-    return (h ^ (h >> 16)) & 0x7FFFFFFF
-
-
-def properties_order(keys: list[str]) -> list[str]:
-    """The iteration order of a java.util.Properties loaded with ``keys`` in this
-    order: a ConcurrentHashMap of 16 bins, doubled when the count reaches 3/4 of
-    them, each bin a list in insertion order that a resize splits as
-    ConcurrentHashMap.transfer does (the tail run kept, the nodes before it
-    prepended one by one)."""
-    n = 16
-    table: list[list[tuple[int, str]]] = [[] for _ in range(n)]
-    seen: set[str] = set()
-    for key in keys:
-        if key in seen:
-            continue  # a repeated key keeps its place
-        seen.add(key)
-        h = _spread(key)
-        table[h & (n - 1)].append((h, key))
-        if len(seen) >= n - (n >> 2):
-            table = _transfer(table, n)
-            n <<= 1
-    return [key for bin_ in table for _h, key in bin_]
-
-
-def _transfer(table: list[list[tuple[int, str]]], n: int) -> list[list[tuple[int, str]]]:
-    out: list[list[tuple[int, str]]] = [[] for _ in range(2 * n)]
-    for i, bin_ in enumerate(table):
-        if not bin_:
-            continue
-        run_bit = bin_[0][0] & n
-        last_run = 0
-        for j in range(1, len(bin_)):
-            b = bin_[j][0] & n
-            if b != run_bit:
-                run_bit, last_run = b, j
-        low = list(bin_[last_run:]) if run_bit == 0 else []
-        high = list(bin_[last_run:]) if run_bit != 0 else []
-        for node in bin_[:last_run]:
-            if node[0] & n == 0:
-                low.insert(0, node)
-            else:
-                high.insert(0, node)
-        out[i], out[i + n] = low, high
-    return out
 
 
 def _atomic_write(path: str, text: str) -> None:

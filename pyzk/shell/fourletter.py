@@ -6,69 +6,70 @@ parse these answers, so every command prints what Apache 3.8's
 the same: the same keys, separators, line ends (``PrintWriter.println`` is
 ``\\n``), Java's number formatting (``Long.toHexString``, ``Double.toString``)
 and Java's collection orders where pyzk can reproduce them (``HashSet<String>``
-of paths, ``ConcurrentHashMap<Long, ...>`` of session ids).
+of paths, ``ConcurrentHashMap<Long, ...>`` of session ids); those helpers are
+pyzk.javacompat's.
 
 The whitelist (``4lw.commands.whitelist``, resolved by pyzk.config) behaves
 as FourLetterCommands.isEnabled: a known word that is not enabled is answered
 ``<cmd> is not executed because it is not in the whitelist.`` and the
-connection is closed; ``srvr`` is always enabled.
+connection is closed; ``srvr`` is always enabled.  The known words are
+pyzk.config's ``FOUR_LETTER_WORDS``.
 
-Version string: Apache prints ``Version.getFullVersion()``, i.e.
-``<version>-<git revision>, built on <date> UTC``.  pyzk keeps that shape with
-the Apache release it is compatible with as the version and ``pyzk-<pyzk
-version>`` as the revision: ``3.8.0-pyzk-0.1.0, built on 2025-01-01 00:00 UTC``.
-Parsers that take the leading dotted digits (kazoo's ``server_version``), split
-on ``-`` or ``,`` or match ``^\\d+\\.\\d+\\.\\d+`` still find 3.8.0, and a human
-can tell pyzk from Apache.  The "built on" date is the modification time of the
-installed pyzk package.
-
-``envi`` keeps Apache's keys in Apache's order so that ``key=value`` parsers
-work; where a key names a Java fact, pyzk reports the Python equivalent under
-the same key: ``java.version`` is the Python version, ``java.vendor`` the
-implementation (CPython), ``java.home`` ``sys.prefix``, ``java.class.path``
-``sys.path``, ``java.library.path`` the interpreter's LIBDIR and the
-``os.memory.*`` values the process's resident size (total), the machine's
-available memory (free) and physical memory (max).
-
-``mntr`` prints Apache's gauges with pyzk's real values and then every metric
-Apache 3.8 registers (counters, summaries, percentile summaries), in the order
-Apache 3.8.0 prints them.  Metrics are recorded by name through :func:`count`
-and :func:`observe`; a metric pyzk never records prints 0, exactly what an
-idle Apache prints for it.
-
-Per-connection statistics for ``cons``/``crst`` live in :class:`ConnectionStats`
-(Apache's ServerCnxn counters), which a connection carries as ``cnxn_stats``.
+What the commands print comes from elsewhere: the server's statistics and
+mntr's metric registry (with its names in Apache's order) from
+pyzk.core.metrics, the host facts (fd counts, directory sizes, the version
+string, ``envi``) from pyzk.shell.probes, whose docstring says how pyzk
+fills Apache's Java-specific keys.
 """
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import logging
-import math
 import os
-import platform
-import random
-import socket
 import struct
-import sys
-import sysconfig
-import tempfile
-import time
-from collections.abc import Callable, Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from pyzk import APACHE_COMPAT_VERSION, __version__
-from pyzk.javacompat import JavaStringSet
-from pyzk.jute.constants import OpCode
+from pyzk.config import FOUR_LETTER_WORDS
+from pyzk.core.metrics import (
+    MNTR_COUNTERS,
+    MNTR_GAUGES,
+    MNTR_PERCENTILE_SUMMARIES,
+    MNTR_SUMMARIES,
+    NAMESPACE_SUMMARY_SETS,
+    QUOTA_GAUGE_SETS,
+    ConnectionStats,
+    Summary,
+    reset_server_stats,
+)
+from pyzk.javacompat import (
+    chm_long_order,
+    hex64,
+    java_date,
+    java_double,
+    java_round4,
+    java_socket_address,
+    java_string_order,
+)
+from pyzk.shell.probes import (
+    dir_size,
+    environment,
+    full_version,
+    local_time,
+    max_fd_count,
+    open_fd_count,
+)
+
+if TYPE_CHECKING:
+    from pyzk.config import ServerConfig
+    from pyzk.core.zkserver import ZooKeeperServer
+    from pyzk.shell.connection import ClientConnection
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("ruok", "srvr", "stat", "conf", "cons", "crst", "dump", "envi", "mntr", "wchs",
-            "wchc", "wchp", "dirs", "isro", "srst", "gtmk", "stmk", "hash")
-FOUR_LETTER_WORDS = frozenset(c.encode("ascii") for c in COMMANDS)
+#: The words as the first four bytes of a connection carry them.
+FOUR_LETTER_WORD_BYTES = frozenset(c.encode("ascii") for c in FOUR_LETTER_WORDS)
 
 ZK_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
 # ZooTrace's default mask: CLIENT_REQUEST | SERVER_PACKET | SESSION | WARNING.
@@ -76,496 +77,17 @@ DEFAULT_TRACE_MASK = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8)
 # NIOServerCnxnFactory: zookeeper.nio.sessionlessCnxnTimeout, also the
 # bucket width of its connection expiry queue.
 SESSIONLESS_CNXN_TIMEOUT_MS = 10000
-_MASK64 = (1 << 64) - 1
-_LONG_MAX = (1 << 63) - 1
 _LONG = struct.Struct(">q")
 
-#: FinalRequestProcessor's ``lastOp`` names, shown as ``lop=`` by ``cons``.
-LAST_OP_NAMES: dict[int, str] = {
-    OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT",
-    OpCode.multiRead: "MLTR", OpCode.create: "CREA", OpCode.create2: "CREA",
-    OpCode.createTTL: "CREA", OpCode.createContainer: "CREA", OpCode.delete: "DELE",
-    OpCode.deleteContainer: "DELE", OpCode.setData: "SETD", OpCode.reconfig: "RECO",
-    OpCode.setACL: "SETA", OpCode.closeSession: "CLOS", OpCode.sync: "SYNC",
-    OpCode.check: "CHEC", OpCode.exists: "EXIS", OpCode.getData: "GETD",
-    OpCode.setWatches: "SETW", OpCode.setWatches2: "STW2", OpCode.addWatch: "ADDW",
-    OpCode.getACL: "GETA", OpCode.getChildren: "GETC", OpCode.getChildren2: "GETC",
-    OpCode.getAllChildrenNumber: "GETACN", OpCode.checkWatches: "CHKW",
-    OpCode.removeWatches: "REMW", OpCode.whoAmI: "HOMI", OpCode.getEphemerals: "GETE",
-}  # fmt: skip
 
-# --------------------------------------------------------------------------
-# mntr's metric names, in the order Apache 3.8.0 prints them (the iteration
-# order of DefaultMetricsProvider's ConcurrentHashMaps for this fixed set).
+class FourLetterHost(Protocol):
+    """What the commands read of their shell (StandaloneShell, EnsembleShell)."""
 
-MNTR_GAUGES = (
-    "ephemerals_count", "num_alive_connections", "avg_latency", "outstanding_requests",
-    "znode_count", "global_sessions", "non_mtls_remote_conn_count",
-    "last_client_response_size", "packets_sent", "packets_received",
-    "max_client_response_size", "connection_drop_probability", "watch_count",
-    "auth_failed_count", "min_latency", "max_file_descriptor_count", "approximate_data_size",
-    "open_file_descriptor_count", "local_sessions", "uptime", "max_latency",
-    "outstanding_tls_handshake", "min_client_response_size", "non_mtls_local_conn_count",
-)  # fmt: skip
+    @property
+    def cfg(self) -> ServerConfig: ...
 
-MNTR_COUNTERS = (
-    "proposal_count", "watch_bytes", "outstanding_changes_removed", "throttled_ops",
-    "stale_requests_dropped", "large_requests_rejected", "insecure_admin_count",
-    "connection_rejected", "cnxn_closed_without_zk_server_running",
-    "sessionless_connections_expired", "looking_count", "dead_watchers_queued",
-    "stale_requests", "connection_drop_count", "learner_proposal_received_count",
-    "digest_mismatches_count", "dead_watchers_cleared", "response_packet_cache_hits",
-    "bytes_received_count", "add_dead_watcher_stall_time", "request_throttle_wait_count",
-    "requests_not_forwarded_to_commit_processor", "response_packet_cache_misses",
-    "ensemble_auth_success", "prep_processor_request_queued",
-    "learner_commit_received_count", "stale_replies", "connection_request_count",
-    "response_bytes", "ensemble_auth_fail", "diff_count",
-    "response_packet_get_children_cache_misses", "connection_revalidate_count",
-    "quit_leading_due_to_disloyal_voter", "snap_count", "unrecoverable_error_count",
-    "unsuccessful_handshake", "commit_count", "stale_sessions_expired",
-    "response_packet_get_children_cache_hits", "sync_processor_request_queued",
-    "outstanding_changes_queued", "request_commit_queued", "ensemble_auth_skip",
-    "skip_learner_request_to_next_processor_count", "tls_handshake_exceeded",
-    "revalidate_count",
-)  # fmt: skip
-
-MNTR_SUMMARIES = (
-    "socket_closing_time", "proposal_process_time", "leader_unavailable_time",
-    "node_created_watch_count", "session_queues_drained", "write_commit_proc_req_queued",
-    "connection_token_deficit", "read_commit_proc_req_queued", "node_deleted_watch_count",
-    "startup_txns_load_time", "sync_processor_queue_size", "follower_sync_time",
-    "prep_processor_queue_size", "fsynctime", "inflight_snap_count",
-    "reads_issued_from_session_queue", "learner_request_processor_queue_size",
-    "snapshottime", "unavailable_time", "startup_txns_loaded",
-    "reads_after_write_in_session_queue", "requests_in_session_queue",
-    "write_commit_proc_issued", "prep_process_time", "pending_session_queue_size",
-    "time_waiting_empty_pool_in_commit_processor_read_ms", "commit_process_time",
-    "dbinittime", "inflight_diff_count", "netty_queued_buffer_capacity", "election_time",
-    "commit_commit_proc_req_queued", "sync_processor_batch_size", "node_children_watch_count",
-    "write_batch_time_in_commit_processor", "read_commit_proc_issued",
-    "concurrent_request_processing_in_commit_processor", "observer_sync_time",
-    "node_changed_watch_count", "sync_process_time", "startup_snap_load_time",
-)  # fmt: skip
-
-MNTR_PERCENTILE_SUMMARIES = (
-    "prep_processor_queue_time_ms", "jvm_pause_time_ms", "close_session_prep_time",
-    "read_commitproc_time_ms", "updatelatency", "local_write_committed_time_ms",
-    "request_throttle_queue_time_ms", "readlatency", "quorum_ack_latency",
-    "om_commit_process_time_ms", "read_final_proc_time_ms", "commit_propagation_latency",
-    "dead_watchers_cleaner_latency", "write_final_proc_time_ms",
-    "proposal_ack_creation_latency", "proposal_latency", "om_proposal_process_time_ms",
-    "sync_processor_queue_and_flush_time_ms", "propagation_latency",
-    "server_write_committed_time_ms", "sync_processor_queue_time_ms",
-    "sync_processor_queue_flush_time_ms", "write_commitproc_time_ms",
-)  # fmt: skip
-
-_PERCENTILE_SET = frozenset(MNTR_PERCENTILE_SUMMARIES)
-#: Summary sets keyed by top-level namespace ("<ns>_read_per_namespace").
-NAMESPACE_SUMMARY_SETS = ("read_per_namespace", "write_per_namespace")  # Apache's order
-QUOTA_GAUGE_SETS = ("quota_count_limit_per_namespace", "quota_bytes_limit_per_namespace",
-                    "quota_count_usage_per_namespace", "quota_bytes_usage_per_namespace")
-
-
-# --------------------------------------------------------------------------
-# Java formatting
-
-
-def hex64(n: int) -> str:
-    """Long.toHexString: two's complement for negative values."""
-    return format(n & _MASK64, "x")
-
-
-def java_double(x: float) -> str:
-    """Double.toString: plain decimal in [1e-3, 1e7), else ``d.dddE[-]n``,
-    with the shortest digits that round-trip (Python's repr finds the same)."""
-    if x != x:
-        return "NaN"
-    if x in (float("inf"), float("-inf")):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-    sign = "-" if x < 0 else ""
-    _, digit_tuple, exp = Decimal(repr(abs(x))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    assert isinstance(exp, int)
-    # value = 0.<digits> * 10**point
-    point = exp + len("".join(map(str, digit_tuple)))
-    if 1e-3 <= abs(x) < 1e7:
-        if point <= 0:
-            return f"{sign}0.{'0' * -point}{digits}"
-        whole = digits[:point].ljust(point, "0")
-        frac = digits[point:] or "0"
-        return f"{sign}{whole}.{frac}"
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"
-
-
-def java_round4(x: float) -> float:
-    """BigDecimal(x).setScale(4, HALF_UP).doubleValue(), as AvgMinMaxCounter.getAvg."""
-    return float(Decimal(x).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def java_date(wall_ms: int) -> str:
-    """Date.toString(): ``EEE MMM dd HH:mm:ss zzz yyyy`` in the local time zone."""
-    t = time.localtime(wall_ms / 1000.0)
-    return (f"{_DAYS[t.tm_wday]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:02d} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {time.strftime('%Z', t)} "
-            f"{t.tm_year}")
-
-
-def java_socket_address(ip: str, port: int) -> str:
-    """InetSocketAddress.toString() of an unresolved-name peer: ``/ip:port``.
-
-    Java writes IPv6 addresses in full, without brackets or ``::`` compression.
-    """
-    if ":" in ip:
-        import ipaddress
-
-        addr = ipaddress.IPv6Address(ip.split("%", 1)[0])
-        groups = addr.exploded.split(":")
-        ip = ":".join(format(int(g, 16), "x") for g in groups)
-    return f"/{ip}:{port}"
-
-
-def _java_long_hash(v: int) -> int:
-    v &= _MASK64
-    return (v ^ (v >> 32)) & 0xFFFFFFFF
-
-
-def chm_long_order(keys: Iterable[int]) -> list[int]:
-    """Iteration order of a ConcurrentHashMap<Long, ?> holding ``keys``.
-
-    Bins by the spread hash (CHM resizes when its count reaches 3/4 of the
-    table); keys sharing a bin keep the given (insertion) order.
-    """
-    ks = list(keys)
-    n = 16
-    while len(ks) >= n * 3 // 4:
-        n *= 2
-
-    def bin_of(k: int) -> int:
-        h = _java_long_hash(k)
-        return ((h ^ (h >> 16)) & 0x7FFFFFFF) & (n - 1)
-
-    return sorted(ks, key=bin_of)
-
-
-def java_string_order(items: Iterable[str]) -> list[str]:
-    """Iteration order of a java.util.HashSet<String> built from ``items``."""
-    return JavaStringSet(16, items).java_order()
-
-
-def _build_date() -> str:
-    try:
-        mtime = Path(__file__).resolve().parent.parent.joinpath("__init__.py").stat().st_mtime
-    except OSError:
-        mtime = 0.0
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(mtime))
-
-
-def full_version() -> str:
-    """Version.getFullVersion() for pyzk; see the module docstring for the choice."""
-    return f"{APACHE_COMPAT_VERSION}-pyzk-{__version__}, built on {_build_date()}"
-
-
-# --------------------------------------------------------------------------
-# Metrics
-
-
-class Summary:
-    """AvgMinMaxCounter (and, with ``percentiles``, AvgMinMaxPercentileCounter).
-
-    Percentiles come from a uniform reservoir of 4096 samples, as Apache's
-    ResettableUniformReservoir; its replacement choices use a private,
-    seeded generator so runs are reproducible.
-    """
-
-    __slots__ = ("count", "total", "min", "max", "_reservoir", "_seen", "_rng")
-    RESERVOIR_SIZE = 4096
-
-    def __init__(self, percentiles: bool = False) -> None:
-        self._reservoir: list[int] | None = [] if percentiles else None
-        self._rng: random.Random | None = random.Random(0) if percentiles else None
-        self.reset()
-
-    def reset(self) -> None:
-        self.count = 0
-        self.total = 0
-        self.min = _LONG_MAX
-        self.max = -_LONG_MAX - 1
-        self._seen = 0
-        if self._reservoir is not None:
-            self._reservoir = []
-
-    def add(self, value: int) -> None:
-        value = int(value)
-        self.count += 1
-        self.total += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        res = self._reservoir
-        if res is not None:
-            self._seen += 1
-            if len(res) < self.RESERVOIR_SIZE:
-                res.append(value)
-            else:
-                assert self._rng is not None
-                r = self._rng.randrange(self._seen)
-                if r < self.RESERVOIR_SIZE:
-                    res[r] = value
-
-    def avg(self) -> float:
-        return java_round4(self.total / self.count) if self.count else 0.0
-
-    def get_min(self) -> int:
-        return 0 if self.min == _LONG_MAX else self.min
-
-    def get_max(self) -> int:
-        return 0 if self.max == -_LONG_MAX - 1 else self.max
-
-    def quantile(self, q: float) -> int:
-        """Dropwizard UniformSnapshot.getValue, rounded like Math.round."""
-        values = sorted(self._reservoir or ())
-        n = len(values)
-        if n == 0:
-            return 0
-        pos = q * (n + 1)
-        index = int(pos)
-        if index < 1:
-            v = float(values[0])
-        elif index >= n:
-            v = float(values[-1])
-        else:
-            lower, upper = values[index - 1], values[index]
-            v = lower + (pos - index) * (upper - lower)
-        return int(v + 0.5) if v >= 0 else -int(-v + 0.5)
-
-    def values(self, name: str) -> list[tuple[str, str]]:
-        """The lines mntr prints for this summary (without the ``zk_`` prefix)."""
-        out = [
-            (f"avg_{name}", java_double(self.avg())),
-            (f"min_{name}", str(self.get_min())),
-            (f"max_{name}", str(self.get_max())),
-            (f"cnt_{name}", str(self.count)),
-            (f"sum_{name}", str(self.total)),
-        ]
-        if self._reservoir is not None:
-            for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
-                out.append((f"{label}_{name}", str(self.quantile(q))))
-        return out
-
-
-def observe(stats: Any, name: str, value: int) -> None:
-    """Add a data point to the summary metric ``name`` (Apache ServerMetrics names,
-    e.g. "readlatency", "fsynctime", "<ns>_read_per_namespace")."""
-    s = stats.summaries.get(name)
-    if s is None:
-        s = stats.summaries[name] = Summary(percentiles=name in _PERCENTILE_SET)
-    s.add(value)
-
-
-def count(stats: Any, name: str, n: int = 1) -> None:
-    """Add ``n`` to the counter metric ``name`` (e.g. "connection_request_count")."""
-    counters = stats.counters
-    counters[name] = counters.get(name, 0) + n
-
-
-def reset_server_stats(stats: Any) -> None:
-    """ServerStats.reset(): latency, packet counters, response sizes and every
-    counter/summary metric; live gauges (outstanding requests, auth failures)
-    are not touched, as in Apache."""
-    stats.min_latency = -1.0
-    stats.max_latency = 0.0
-    stats.total_latency = 0.0
-    stats.count = 0
-    stats.packets_received = 0
-    stats.packets_sent = 0
-    stats.bytes_received = 0
-    stats.fsyncs = 0
-    stats.fsynced_txns = 0
-    stats.last_response_size = -1
-    stats.min_response_size = -1
-    stats.max_response_size = -1
-    for name in stats.counters:
-        stats.counters[name] = 0
-    for s in stats.summaries.values():
-        s.reset()
-
-
-class ConnectionStats:
-    """One connection's request statistics (Apache ServerCnxn's fields behind
-    ``cons``; ``crst`` resets them).
-
-    Initial values are Java's field defaults, quirks included: ``minlat``
-    stays 0 until the first ``crst`` (Apache starts it at 0, not at
-    Long.MAX_VALUE), and a session re-attached without a request shows
-    ``lop=null``.  Times are monotonic milliseconds.
-    """
-
-    __slots__ = ("last_op", "last_cxid", "last_zxid", "last_response", "last_latency",
-                 "min_latency", "max_latency", "count", "total_latency", "touched")
-
-    def __init__(self, now_ms: float = 0.0) -> None:
-        self.last_op = "null"
-        self.last_cxid = 0
-        self.last_zxid = 0
-        self.last_response = 0
-        self.last_latency = 0
-        self.min_latency = 0
-        self.max_latency = 0
-        self.count = 0
-        self.total_latency = 0
-        self.touched = now_ms
-
-    def update(self, cxid: int, zxid: int, op: str, start_ms: float, end_ms: float) -> None:
-        """updateStatsForResponse: called when a reply (or ping answer) is sent."""
-        if cxid >= 0:
-            self.last_cxid = cxid
-        self.last_zxid = zxid
-        self.last_op = op
-        self.last_response = int(end_ms)
-        elapsed = int(end_ms) - int(start_ms)
-        self.last_latency = elapsed
-        if elapsed < self.min_latency:
-            self.min_latency = elapsed
-        if elapsed > self.max_latency:
-            self.max_latency = elapsed
-        self.count += 1
-        self.total_latency += elapsed
-        self.touched = end_ms
-
-    def touch(self, now_ms: float) -> None:
-        """A packet arrived (NIOServerCnxnFactory.touchCnxn)."""
-        self.touched = now_ms
-
-    def reset(self) -> None:
-        """resetStats (the packet counters live on the connection and are reset there)."""
-        self.min_latency = _LONG_MAX
-        self.max_latency = 0
-        self.last_op = "NA"
-        self.last_cxid = -1
-        self.last_zxid = -1
-        self.last_response = 0
-        self.last_latency = 0
-        self.count = 0
-        self.total_latency = 0
-
-    def get_min_latency(self) -> int:
-        return 0 if self.min_latency == _LONG_MAX else self.min_latency
-
-    def get_avg_latency(self) -> int:
-        return self.total_latency // self.count if self.count else 0
-
-
-# --------------------------------------------------------------------------
-# Host facts
-
-
-def dir_size(path: str | os.PathLike[str]) -> int:
-    """ZooKeeperServer.getDirSize: a file's length, or the sum over a directory
-    tree; 0 for what does not exist."""
-    p = Path(path)
-    try:
-        if p.is_dir():
-            return sum(dir_size(c) for c in p.iterdir())
-        return p.stat().st_size if p.exists() else 0
-    except OSError:
-        return 0
-
-
-def open_fd_count() -> int:
-    """UnixOperatingSystemMXBean.getOpenFileDescriptorCount (Linux: /proc/self/fd)."""
-    try:
-        return len(os.listdir("/proc/self/fd")) - 1  # minus the directory's own fd
-    except OSError:
-        return -1
-
-
-def max_fd_count() -> int:
-    """UnixOperatingSystemMXBean.getMaxFileDescriptorCount: the soft RLIMIT_NOFILE."""
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):
-        return -1
-    return soft if soft != getattr(resource, "RLIM_INFINITY", -1) else _LONG_MAX
-
-
-def _meminfo(key: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _java_arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "i386": "x86", "i686": "x86"}.get(machine, machine or "<NA>")
-
-
-def _host_name() -> str:
-    try:
-        return socket.getfqdn(socket.gethostname())
-    except OSError:
-        return "<NA>"
-
-
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "<NA>"
-
-
-def environment() -> list[tuple[str, str]]:
-    """Environment.list() with Python facts under Apache's keys (see the module docstring)."""
-    mb = 1024 * 1024
-    phys = 0
-    with contextlib.suppress(OSError, ValueError):
-        phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    available = _meminfo("MemAvailable")
-    return [
-        ("zookeeper.version", full_version()),
-        ("host.name", _host_name()),
-        ("java.version", platform.python_version()),
-        ("java.vendor", platform.python_implementation()),
-        ("java.home", sys.prefix),
-        ("java.class.path", os.pathsep.join(sys.path)),
-        ("java.library.path", sysconfig.get_config_var("LIBDIR") or "<NA>"),
-        ("java.io.tmpdir", tempfile.gettempdir()),
-        ("java.compiler", "<NA>"),
-        ("os.name", platform.system() or "<NA>"),
-        ("os.arch", _java_arch()),
-        ("os.version", platform.release() or "<NA>"),
-        ("user.name", _user_name()),
-        ("user.home", os.path.expanduser("~")),
-        ("user.dir", os.getcwd()),
-        ("os.memory.free", f"{(available if available is not None else 0) // mb}MB"),
-        ("os.memory.max", f"{phys // mb}MB"),
-        ("os.memory.total", f"{_rss_bytes() // mb}MB"),
-    ]
-
-
-# --------------------------------------------------------------------------
-# The commands
+    @property
+    def server(self) -> ZooKeeperServer: ...
 
 
 class FourLetterWords:
@@ -576,11 +98,11 @@ class FourLetterWords:
     closes the connection ("" writes nothing).
     """
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: FourLetterHost) -> None:
         self.shell = shell
-        self.server = shell.server
+        self.server: ZooKeeperServer = shell.server
         self.trace_mask = DEFAULT_TRACE_MASK
-        self._handlers: dict[str, Callable[[Any], str]] = {
+        self._handlers: dict[str, Callable[[ClientConnection], str]] = {
             "ruok": lambda conn: "imok",
             "srvr": lambda conn: self.stat(conn, clients=False),
             "stat": lambda conn: self.stat(conn, clients=True),
@@ -607,7 +129,7 @@ class FourLetterWords:
         """FourLetterCommands.isEnabled (the config has already expanded ``*``)."""
         return cmd in self.shell.cfg.four_letter_whitelist
 
-    def run(self, cmd: str, conn: Any) -> str:
+    def run(self, cmd: str, conn: ClientConnection) -> str:
         """Answer ``cmd`` read from ``conn``'s first four bytes."""
         self._packet_received(conn)
         if not self.allowed(cmd):
@@ -619,7 +141,7 @@ class FourLetterWords:
         log.info("Processing %s command from %s", cmd, getattr(conn, "remote", "?"))
         return handler(conn)
 
-    def _packet_received(self, conn: Any) -> None:
+    def _packet_received(self, conn: ClientConnection) -> None:
         """ServerCnxn.packetReceived(4): the word counts as a received packet."""
         conn.packets_received = getattr(conn, "packets_received", 0) + 1
         stats = self.server.stats
@@ -632,17 +154,18 @@ class FourLetterWords:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _connections(self) -> list[Any]:
+    def _connections(self) -> list[ClientConnection]:
         """Live connections, oldest first (Apache's order is identity-hash order)."""
         return sorted(self.server.connections,
                       key=lambda c: (getattr(c, "connected_at", 0), getattr(c, "remote_port", 0)))
 
     @staticmethod
-    def _queued(conn: Any) -> int:
+    def _queued(conn: ClientConnection) -> int:
         """Outstanding requests as Apache counts them (xid > 0 only)."""
         return sum(1 for e in getattr(conn, "inflight", ()) if getattr(e, "xid", 0) > 0)
 
-    def connection_info(self, conn: Any, current: Any, brief: bool) -> str:
+    def connection_info(self, conn: ClientConnection, current: ClientConnection,
+                        brief: bool) -> str:
         """ServerCnxn.dumpConnectionInfo."""
         closed = bool(getattr(conn, "closed", False))
         addr = "null" if closed else java_socket_address(conn.remote_ip, conn.remote_port)
@@ -686,7 +209,7 @@ class FourLetterWords:
 
     # -- commands --------------------------------------------------------------------
 
-    def stat(self, conn: Any, *, clients: bool) -> str:
+    def stat(self, conn: ClientConnection, *, clients: bool) -> str:
         """StatCommand (stat) and srvr (the same without the client list)."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
@@ -711,7 +234,7 @@ class FourLetterWords:
         out.append(f"Node count: {server.tree.node_count()}\n")
         return "".join(out)
 
-    def conf(self, conn: Any) -> str:
+    def conf(self, conn: ClientConnection) -> str:
         """ConfCommand: ZooKeeperServer.dumpConf (its size labels are swapped in
         Apache: dataDirSize is the log directory's size and dataLogSize the
         snapshot directory's; pyzk prints the same)."""
@@ -739,14 +262,14 @@ class FourLetterWords:
         ]
         return "\n".join(lines) + "\n"
 
-    def cons(self, conn: Any) -> str:
+    def cons(self, conn: ClientConnection) -> str:
         """ConsCommand: full connection info, one per line, then an empty line."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
         lines = [self.connection_info(c, conn, brief=False) + "\n" for c in self._connections()]
         return "".join(lines) + "\n"
 
-    def crst(self, conn: Any) -> str:
+    def crst(self, conn: ClientConnection) -> str:
         """CnxnStatResetCommand: every connection's counters, this one's included."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
@@ -758,7 +281,7 @@ class FourLetterWords:
                 st.reset()
         return "Connection stats reset.\n"
 
-    def dump(self, conn: Any) -> str:
+    def dump(self, conn: ClientConnection) -> str:
         """DumpCommand: session expiry buckets, ephemerals, connection expiry buckets."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
@@ -774,7 +297,7 @@ class FourLetterWords:
         out.append(f"Session Sets ({len(buckets)})/({len(sessions)}):\n")
         for at in sorted(buckets):
             members = chm_long_order(buckets[at])
-            out.append(f"{len(members)} expire at {java_date(int(wall + at - now))}:\n")
+            out.append(f"{len(members)} expire at {java_date(local_time(int(wall + at - now)))}:\n")
             out.extend(f"\t0x{hex64(sid)}\n" for sid in members)
         out.append("ephemeral nodes dump:\n")
         ephemerals = server.tree.ephemerals
@@ -786,12 +309,12 @@ class FourLetterWords:
         out.append(self._connection_buckets(conn, now, wall))
         return "".join(out)
 
-    def _connection_buckets(self, current: Any, now: float, wall: int) -> str:
+    def _connection_buckets(self, current: ClientConnection, now: float, wall: int) -> str:
         """NIOServerCnxnFactory.dumpConnections: connections by expiry bucket
         (a connection expires its session timeout, or 10 s while it has no
         session, after its last packet; buckets are 10 s wide)."""
         width = SESSIONLESS_CNXN_TIMEOUT_MS
-        buckets: dict[int, list[Any]] = {}
+        buckets: dict[int, list[ClientConnection]] = {}
         conns = self._connections()
         for c in conns:
             st = getattr(c, "cnxn_stats", None)
@@ -807,17 +330,17 @@ class FourLetterWords:
         out = [f"Connections Sets ({len(buckets)})/({len(conns)}):\n"]
         for at in sorted(buckets):
             members = buckets[at]
-            out.append(f"{len(members)} expire at {java_date(int(wall + at - now))}:\n")
+            out.append(f"{len(members)} expire at {java_date(local_time(int(wall + at - now)))}:\n")
             for c in members:
                 addr = java_socket_address(c.remote_ip, c.remote_port)
                 out.append(f"\tip: {addr} sessionId: 0x{hex64(getattr(c, 'session_id', 0))}\n")
         return "".join(out)
 
-    def envi(self, conn: Any) -> str:
+    def envi(self, conn: ClientConnection) -> str:
         """EnvCommand (answered even when the server is not serving)."""
         return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in environment())
 
-    def mntr(self, conn: Any) -> str:
+    def mntr(self, conn: ClientConnection) -> str:
         """MonitorCommand: ``zk_<key>\\t<value>`` lines."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
@@ -922,7 +445,7 @@ class FourLetterWords:
                 out.append((f"{ns}_{name}", str(found[name][ns])))
         return out
 
-    def wchs(self, conn: Any) -> str:
+    def wchs(self, conn: ClientConnection) -> str:
         """WatchCommand wchs: Apache summarises the data watches only."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
@@ -952,25 +475,25 @@ class FourLetterWords:
             out.extend(f"\t0x{hex64(getattr(w, 'session_id', 0))}\n" for w in by_path[path])
         return "".join(out) + "\n"
 
-    def dirs(self, conn: Any) -> str:
+    def dirs(self, conn: ClientConnection) -> str:
         """DirsCommand (Apache's datadir_size is the transaction log directory's size)."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
         snap, logd = self._data_dirs()
         return f"datadir_size: {dir_size(logd)}\nlogdir_size: {dir_size(snap)}\n"
 
-    def isro(self, conn: Any) -> str:
+    def isro(self, conn: ClientConnection) -> str:
         if not self.running:
             return "null"
         return "ro" if getattr(self.server, "read_only", False) else "rw"
 
-    def srst(self, conn: Any) -> str:
+    def srst(self, conn: ClientConnection) -> str:
         if not self.running:
             return ZK_NOT_SERVING + "\n"
         reset_server_stats(self.server.stats)
         return "Server stats reset.\n"
 
-    def stmk(self, conn: Any) -> str:
+    def stmk(self, conn: ClientConnection) -> str:
         """SetTraceMaskCommand: the 8 bytes after the word are the new mask (a
         Java long); with fewer, Apache fails the read and closes silently."""
         buf = bytes(getattr(conn, "buf", b""))
@@ -980,7 +503,7 @@ class FourLetterWords:
         log.info("Set text trace mask to 0x%s", hex64(self.trace_mask))
         return str(self.trace_mask)
 
-    def hash(self, conn: Any) -> str:
+    def hash(self, conn: ClientConnection) -> str:
         """DigestCommand: the digest log, one ``<zxid hex>: <digest>`` per line."""
         if not self.running:
             return ZK_NOT_SERVING
@@ -988,8 +511,8 @@ class FourLetterWords:
                        for zxid, _version, digest in self.server.tree.digest_log)
 
 
+
 __all__ = [
-    "COMMANDS", "FOUR_LETTER_WORDS", "FourLetterWords", "ConnectionStats", "Summary",
-    "LAST_OP_NAMES", "observe", "count", "reset_server_stats", "full_version",
-    "java_double", "hex64",
+    "DEFAULT_TRACE_MASK", "FOUR_LETTER_WORD_BYTES", "FourLetterHost", "FourLetterWords",
+    "SESSIONLESS_CNXN_TIMEOUT_MS", "ZK_NOT_SERVING",
 ]

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from pyzk.core.metrics import observe
 from pyzk.jute.records import TxnHeader
-from pyzk.shell.fourletter import observe
 
 if TYPE_CHECKING:
     from pyzk.core.zkserver import ServerStats

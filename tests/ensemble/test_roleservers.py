@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from pyzk.config import ServerConfig
+from pyzk.core.metrics import ConnectionStats
 from pyzk.core.roleservers import LeaderServer, LearnerServer
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import (
@@ -25,7 +26,6 @@ from pyzk.jute.records import (
     Id,
     SyncRequest,
 )
-from pyzk.shell.fourletter import ConnectionStats
 from pyzk.txnlog.txn import decode_txn
 from pyzk.zab.actions import Entry as ZEntry
 from pyzk.zab.packets import ForwardedRequest
