@@ -131,6 +131,17 @@ def test_replay_all_apache_logs_from_oldest_snapshot(apache_dir, tmp_path: Path)
     assert r.digest_mismatches == []
 
 
+def _first_difference(name: str, ours: bytes, theirs: bytes, head: bytes,
+                      nodes: list[bytes]) -> str:
+    """Where two snapshot streams part, in terms of their sections (for a failure message)."""
+    at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+              min(len(ours), len(theirs)))
+    tail = len(head) + sum(map(len, nodes))
+    return (f"{name}: {len(ours)} bytes ours, {len(theirs)} theirs, first difference at "
+            f"{at}, node section ends at {tail}; our tail {ours[tail:].hex()}, "
+            f"theirs {theirs[tail:].hex()}")
+
+
 def _node_section(b: bytes) -> tuple[bytes, list[bytes]]:
     """(bytes before the first node, raw node records in file order) of a snapshot."""
     from pyzk.txnlog.snapshot import _node_records  # the parser under test splits nodes
@@ -185,7 +196,7 @@ def test_apache_snapshots_reserialize_identically(apache_dir) -> None:
         assert p1 == p2, path.name
         assert sorted(n1) == sorted(n2), path.name
         if n1 == n2:
-            assert ours == theirs, path.name
+            assert ours == theirs, _first_difference(path.name, ours, theirs, p1, n1)
             identical += 1
     assert identical >= 2
 
