@@ -497,7 +497,7 @@ def tool_main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -
         out.write(version_text() + "\n")
         return 0
     if argv and argv[0] in ("txnlog", "snapshot", "purge"):
-        from pyzk.txnlog import tools
+        from pyzk.shell import datatools as tools
 
         run = {"txnlog": tools.main_txnlog, "snapshot": tools.main_snapshot,
                "purge": tools.main_purge}[argv[0]]

@@ -553,15 +553,31 @@ class ChildSet(JavaStringSet):
 
 
 class _EmptyChildren(ChildSet):
-    """The shared, immutable children set of every leaf (Apache's EMPTY_SET)."""
+    """The shared, immutable children set of every leaf (Apache's EMPTY_SET).
+
+    Shared by every leaf of every tree in the process, so it caches nothing
+    either: an order or encoding cached here would be state that one tree
+    (or one test) leaves behind for all others, and a caller that changed a
+    returned list would change every leaf.
+    """
 
     __slots__ = ()
 
     def add(self, name: str) -> bool:
         raise TypeError("the shared empty children set is immutable")
 
+    def java_order(self) -> list[str]:
+        return []
+
+    def path_order(self) -> list[str]:
+        return []
+
+    def encoded(self) -> tuple[bytes, int]:
+        return _EMPTY_ENCODED
+
 
 EMPTY_CHILDREN: ChildSet = _EmptyChildren("", 8)
+_EMPTY_ENCODED = _encode_names([], 0)
 
 
 def java_hashmap_order(keys: Iterable[int]) -> list[int]:

@@ -23,16 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent / "pyzk"
 PURE = ("pyzk.jute", "pyzk.datatree", "pyzk.core", "pyzk.txnlog", "pyzk.quorum", "pyzk.zab",
         "pyzk.config", "pyzk.javacompat")
 
-#: The debt still to pay, by name: modules of the pure packages that still do
-#: file I/O (Apache's log and snapshot formats are not yet split from reading
-#: and writing the files; that is the next step of the layout issue). They are
-#: not checked, and pure modules may import them. The list may only shrink:
-#: a module listed here that has become pure fails the ratchet test below.
-NOT_YET_PURE = frozenset({
-    "pyzk.txnlog.files", "pyzk.txnlog.log", "pyzk.txnlog.purge", "pyzk.txnlog.recovery",
-    "pyzk.txnlog.snapshot", "pyzk.txnlog.tools",
-})
-
 #: Standard modules that mean I/O, threads or clocks.
 FORBIDDEN = frozenset({
     "asyncio", "socket", "ssl", "selectors", "select", "threading", "_thread",
@@ -60,7 +50,28 @@ MODULES = _modules()
 
 
 def _is_pure(name: str) -> bool:
-    return name in NOT_YET_PURE or any(name == p or name.startswith(p + ".") for p in PURE)
+    return any(name == p or name.startswith(p + ".") for p in PURE)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under ``if TYPE_CHECKING:``: imports made only for
+    annotations never run, so they cannot do I/O (a pure module may name
+    ``pathlib.Path`` in a signature)."""
+    out: list[ast.AST] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
 
 
 def _resolve(importer: str, node: ast.ImportFrom) -> str:
@@ -72,10 +83,11 @@ def _resolve(importer: str, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _imports(name: str, tree: ast.Module) -> list[tuple[int, str]]:
-    """Every module ``name`` imports (``from pkg import mod`` counts pkg.mod when it is one)."""
+def _imports(name: str, tree: ast.Module, runtime: bool = False) -> list[tuple[int, str]]:
+    """Every module ``name`` imports (``from pkg import mod`` counts pkg.mod when it is one);
+    with ``runtime``, only the imports that run."""
     out: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
+    for node in (_runtime_nodes(tree) if runtime else ast.walk(tree)):
         if isinstance(node, ast.Import):
             out.extend((node.lineno, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -88,13 +100,13 @@ def _imports(name: str, tree: ast.Module) -> list[tuple[int, str]]:
 
 def _violations(name: str, tree: ast.Module) -> list[str]:
     bad: list[str] = []
-    for line, mod in _imports(name, tree):
+    for line, mod in _imports(name, tree, runtime=True):
         top = mod.split(".")[0]
         if top in FORBIDDEN or mod in FORBIDDEN:
             bad.append(f"{name}:{line} imports {mod}")
         elif top == "pyzk" and mod in MODULES and not _is_pure(mod):
             bad.append(f"{name}:{line} imports the impure {mod}")
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Call):
             f = node.func
             called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(
@@ -105,18 +117,10 @@ def _violations(name: str, tree: ast.Module) -> list[str]:
 
 
 def test_pure_cores_do_no_io() -> None:
-    pure = [n for n in MODULES if _is_pure(n) and n not in NOT_YET_PURE]
+    pure = [n for n in MODULES if _is_pure(n)]
     assert len(pure) > 40, "the pure packages were not found"
     bad = [v for n in pure for v in _violations(n, MODULES[n])]
     assert not bad, "pure modules doing I/O:\n" + "\n".join(bad)
-
-
-def test_the_list_of_impure_modules_only_shrinks() -> None:
-    """Every module excused above still exists and still does I/O; one that
-    no longer does must leave NOT_YET_PURE (and be checked from then on)."""
-    for name in sorted(NOT_YET_PURE):
-        assert name in MODULES, f"{name} is gone: remove it from NOT_YET_PURE"
-        assert _violations(name, MODULES[name]), f"{name} is pure now: remove it from NOT_YET_PURE"
 
 
 def test_the_rule_catches_io() -> None:
@@ -128,6 +132,10 @@ def test_the_rule_catches_io() -> None:
                  ":3 imports time", ":5 calls open()"):
         assert what in found, found
     assert _violations("pyzk.core.example", ast.parse("import io\nimport struct\n")) == []
+    typing_only = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                   "    from pathlib import Path\nelse:\n    import socket\n")
+    assert _violations("pyzk.core.example", ast.parse(typing_only)) == [
+        "pyzk.core.example:5 imports socket"]
 
 
 def _package(mod: str) -> str | None:

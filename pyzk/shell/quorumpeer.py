@@ -42,14 +42,14 @@ from pyzk.quorum.verifier import QuorumMaj
 from pyzk.quorum.wire import ElectionWireError, decode_notification, encode_notification
 from pyzk.shell import dynamicfile as dynamic
 from pyzk.shell.cnxmanager import QuorumCnxManager
-from pyzk.txnlog.recovery import (
+from pyzk.shell.datadir import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
-    RecoveryError,
     read_epochs,
     write_accepted_epoch,
     write_current_epoch,
 )
+from pyzk.txnlog.replay import RecoveryError
 from pyzk.zab.zxid import epoch_of
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,12 @@ from pyzk.jute.constants import OpCode
 from pyzk.jute.records import TxnHeader
 from pyzk.quorum.election import Decided
 from pyzk.quorum.verifier import QuorumMaj
+from pyzk.shell.datadir import sorted_files, version_dir
 from pyzk.shell.logstage import LogStage
+from pyzk.shell.snapfiles import find_snapshots
 from pyzk.shell.timers import ServerTimers
-from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, sorted_files, version_dir, zxid_from_name
-from pyzk.txnlog.log import iter_txns, log_files, truncate_log
-from pyzk.txnlog.snapshot import find_snapshots
+from pyzk.shell.txnlogfiles import iter_txns, log_files, truncate_log
+from pyzk.txnlog.names import LOG_PREFIX, SNAPSHOT_PREFIX, zxid_from_name
 from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
 from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog

@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from pyzk.config import ServerConfig
-from pyzk.txnlog.files import snapshot_name, version_dir
-from pyzk.txnlog.log import TxnLogWriter
-from pyzk.txnlog.purge import effective_retain_count, purge
-from pyzk.txnlog.recovery import recover
-from pyzk.txnlog.snapshot import ZxidDigest, write_snapshot
+from pyzk.shell.autopurge import purge
+from pyzk.shell.datadir import version_dir
+from pyzk.shell.recovery import recover
+from pyzk.shell.snapfiles import write_snapshot
+from pyzk.shell.txnlogfiles import TxnLogWriter
+from pyzk.txnlog.names import snapshot_name
+from pyzk.txnlog.purge import effective_retain_count
+from pyzk.txnlog.snapshot import ZxidDigest
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Transaction log files, byte for byte Apache's FileTxnLog.
+"""Apache's transaction log format (FileTxnLog), byte for byte, without the files.
 
 A log file ``version-2/log.<hex zxid of its first txn>`` is a FileHeader
 (magic "ZKLG", version 2, dbid 0) followed by records::
@@ -10,49 +10,42 @@ A log file ``version-2/log.<hex zxid of its first txn>`` is a FileHeader
 and is grown ahead of the writes with zeros in ``preAllocSize`` steps, so a
 record of length 0 (or a zero checksum over zero bytes) marks the end.
 
-`TxnLogWriter` buffers appends and makes them durable in `flush_and_sync`,
-which the server runs on a worker thread for group commit. `iter_txns`
-reads like FileTxnIterator and reports exactly where each file's records
-stopped and why, so recovery can cut a torn tail back to the last whole
-record (`cut_file`) or apply Apache's `truncate_log`.
+Here: framing a record, the preallocation arithmetic, and `scan_records`,
+which walks the records of a file's bytes and says exactly where and why
+they stop, so recovery can cut a torn tail back to the last whole record.
+Opening, writing, syncing and cutting the files is pyzk.shell.txnlogfiles.
 """
 
 from __future__ import annotations
 
-import logging
-import mmap
-import os
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyzk.jute.codec import JuteError
 from pyzk.jute.records import FileHeader, Record, TxnDigest, TxnHeader
-from pyzk.txnlog.files import (
-    LOG_PREFIX,
-    fsync_dir,
-    log_name,
-    sorted_files,
-    version_dir,
-    zxid_from_name,
-)
-from pyzk.txnlog.txn import LOG_MAX_BUFFER, decode_txn, encode_txn
+from pyzk.txnlog.txn import LOG_MAX_BUFFER, decode_txn
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # only named in annotations: a record remembers its file, the shell maps it
+    import mmap
+    from pathlib import Path
 
 TXNLOG_MAGIC = 0x5A4B4C47  # "ZKLG"
 TXNLOG_VERSION = 2
 DEFAULT_PREALLOC_SIZE = 64 * 1024 * 1024
 EOR = 0x42  # 'B'
 
-_FILE_HEADER = FileHeader(TXNLOG_MAGIC, TXNLOG_VERSION, 0).to_bytes()
-_HEADER_LEN = len(_FILE_HEADER)
+HEADER_LEN = len(FileHeader(TXNLOG_MAGIC, TXNLOG_VERSION, 0).to_bytes())
 _CRC_LEN = struct.Struct(">qi")  # checksum, entry length
 _PREFIX = _CRC_LEN.size
 _EOR_BYTE = bytes([EOR])
+
+
+def file_header(dbid: int = 0) -> bytes:
+    """The FileHeader a new log file starts with."""
+    return FileHeader(TXNLOG_MAGIC, TXNLOG_VERSION, dbid).to_bytes()
 
 
 def padded_size(position: int, file_size: int, prealloc: int) -> int:
@@ -69,175 +62,6 @@ def padded_size(position: int, file_size: int, prealloc: int) -> int:
 def frame_record(entry: bytes) -> bytes:
     """One on-disk record: checksum, length-prefixed entry, 'B'."""
     return _CRC_LEN.pack(zlib.adler32(entry), len(entry)) + entry + _EOR_BYTE
-
-
-class TxnLogWriter:
-    """Appends txns to ``<log_dir>/version-2/log.<zxid>`` files (FileTxnLog's write side).
-
-    `append` only buffers (cheap, on the event loop); `flush_and_sync`
-    writes everything buffered, preallocates, fsyncs (unless ``force_sync``
-    is false, zoo.cfg ``forceSync=no``) and returns how many txns became
-    durable. A new file starts with the first txn after construction or
-    after `roll`, named for that txn's zxid, as Apache does after every
-    restart and snapshot.
-    """
-
-    __slots__ = (
-        "_dir", "pre_alloc_size", "force_sync", "dbid", "_lock", "_pending", "_file",
-        "_path", "_pos", "_size", "_old_files", "last_zxid_seen", "_prev_total",
-    )
-
-    def __init__(
-        self,
-        log_dir: str | os.PathLike[str],
-        pre_alloc_size: int = DEFAULT_PREALLOC_SIZE,
-        force_sync: bool = True,
-        dbid: int = 0,
-    ) -> None:
-        self._dir = version_dir(log_dir)
-        self._dir.mkdir(parents=True, exist_ok=True)
-        self.pre_alloc_size = pre_alloc_size
-        self.force_sync = force_sync
-        self.dbid = dbid
-        self._lock = threading.Lock()
-        # (zxid, framed record) in append order; None marks a roll.
-        self._pending: list[tuple[int, bytes] | None] = []
-        self._file: int | None = None  # os-level fd of the current file
-        self._path: Path | None = None
-        self._pos = 0
-        self._size = 0
-        self._old_files: list[int] = []  # rolled files still to fsync once
-        self.last_zxid_seen = 0
-        self._prev_total = 0
-
-    @property
-    def current_path(self) -> Path | None:
-        """The file now written to (None before the first flush or after a roll)."""
-        return self._path
-
-    def current_size(self) -> int:
-        """Bytes of records and header in the current file (getCurrentLogSize, without padding)."""
-        return self._pos
-
-    def total_size(self) -> int:
-        """Record bytes in this writer's files so far (getTotalLogSize)."""
-        return self._prev_total + self._pos
-
-    def append(self, hdr: TxnHeader, entry: bytes) -> None:
-        """Buffer one txn; ``entry`` is `encode_txn(hdr, txn, digest)` (header included)."""
-        if not entry:
-            raise ValueError("Faulty serialization for header and txn")
-        zxid = hdr.zxid
-        if zxid <= self.last_zxid_seen:
-            log.warning(
-                "Current zxid %#x is <= %#x for type %d", zxid, self.last_zxid_seen, hdr.type
-            )
-        else:
-            self.last_zxid_seen = zxid
-        rec = frame_record(entry)
-        with self._lock:
-            self._pending.append((zxid, rec))
-
-    def append_txn(
-        self, hdr: TxnHeader, txn: Record | None, digest: TxnDigest | None = None
-    ) -> None:
-        self.append(hdr, encode_txn(hdr, txn, digest))
-
-    def roll(self) -> None:
-        """Start a new file with the next appended txn (FileTxnLog.rollLog)."""
-        with self._lock:
-            self._pending.append(None)
-
-    def pending(self) -> int:
-        with self._lock:
-            return sum(1 for p in self._pending if p is not None)
-
-    def flush_and_sync(self) -> int:
-        """Write and (if force_sync) fsync everything appended so far; returns the txn count.
-
-        Safe to run on a worker thread while the loop keeps appending.
-        """
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return 0
-        count = 0
-        chunk: list[bytes] = []
-        for item in batch:
-            if item is None:
-                self._write(chunk)
-                chunk = []
-                self._close_current()
-                continue
-            if self._file is None:
-                self._open(item[0])
-            chunk.append(item[1])
-            count += 1
-        self._write(chunk)
-        self._sync()
-        return count
-
-    def _open(self, zxid: int) -> None:
-        path = self._dir / log_name(zxid)
-        log.info("Creating new log file: %s", path.name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        header = FileHeader(TXNLOG_MAGIC, TXNLOG_VERSION, self.dbid).to_bytes()
-        os.write(fd, header)
-        self._file = fd
-        self._path = path
-        self._pos = len(header)
-        self._size = self._pos
-        fsync_dir(self._dir)
-
-    def _write(self, chunk: list[bytes]) -> None:
-        if not chunk or self._file is None:
-            return
-        data = b"".join(chunk)
-        end = self._pos + len(data)
-        new_size = padded_size(end, self._size, self.pre_alloc_size)
-        if new_size != self._size:
-            os.ftruncate(self._file, new_size)
-            self._size = new_size
-        view = memoryview(data)
-        off = 0
-        while off < len(data):
-            off += os.pwrite(self._file, view[off:], self._pos + off)
-        self._pos = end
-        if self._size < end:
-            self._size = end
-
-    def _close_current(self) -> None:
-        if self._file is not None:
-            self._old_files.append(self._file)
-            self._prev_total += self._pos
-            self._file = None
-            self._path = None
-            self._pos = 0
-            self._size = 0
-
-    def _sync(self) -> None:
-        fds = [*self._old_files, *(() if self._file is None else (self._file,))]
-        if self.force_sync:
-            for fd in fds:
-                os.fdatasync(fd)
-        for fd in self._old_files:
-            os.close(fd)
-        self._old_files = []
-
-    def close(self) -> None:
-        """Flush what is buffered and close every file."""
-        self.flush_and_sync()
-        self._close_current()
-        self._sync()
-
-    def __enter__(self) -> TxnLogWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# ------------------------------------------------------------------ reading
 
 
 @dataclass(slots=True)
@@ -289,54 +113,34 @@ class BadLogFile(JuteError):
     """A log file whose header is missing or not "ZKLG"."""
 
 
-def log_files(log_dir: str | os.PathLike[str], from_zxid: int = 0) -> list[Path]:
-    """The files FileTxnIterator reads for ``from_zxid``, ascending.
-
-    All files named from ``from_zxid`` on, plus the newest one named below
-    it (the txn may sit inside it).
-    """
-    files = sorted_files(version_dir(log_dir), LOG_PREFIX, ascending=False)
-    out: list[Path] = []
-    for f in files:
-        z = zxid_from_name(f.name, LOG_PREFIX)
-        out.append(f)
-        if z < from_zxid:
-            break
-    out.reverse()
-    return out
-
-
-def scan_file(
-    path: Path,
-    *,
-    digest_enabled: bool = True,
-    maxbuf: int = LOG_MAX_BUFFER,
-) -> Iterator[LogEntry | FileEnd]:
-    """Yield every whole record of one log file, then one FileEnd saying why it stopped.
+def check_header(head: bytes, size: int, path: Path) -> FileHeader:
+    """The file header of a log file of ``size`` bytes starting with ``head``.
 
     BadLogFile if the header is short or carries the wrong magic.
     """
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < _HEADER_LEN:
-            raise BadLogFile(f"Transaction log: {path} has no complete file header")
-        buf: mmap.mmap | bytes = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        fh = FileHeader.from_bytes(buf[:_HEADER_LEN])
-        if fh.magic != TXNLOG_MAGIC:
-            raise BadLogFile(
-                f"Transaction log: {path} has invalid magic number {fh.magic} != {TXNLOG_MAGIC}"
-            )
-        yield from _scan(buf, size, path, digest_enabled, maxbuf)
-    finally:
-        if isinstance(buf, mmap.mmap):
-            buf.close()
+    if size < HEADER_LEN or len(head) < HEADER_LEN:
+        raise BadLogFile(f"Transaction log: {path} has no complete file header")
+    fh = FileHeader.from_bytes(head[:HEADER_LEN])
+    if fh.magic != TXNLOG_MAGIC:
+        raise BadLogFile(
+            f"Transaction log: {path} has invalid magic number {fh.magic} != {TXNLOG_MAGIC}"
+        )
+    return fh
 
 
-def _scan(
-    buf: mmap.mmap | bytes, size: int, path: Path, digest_enabled: bool, maxbuf: int
+def scan_records(
+    buf: mmap.mmap | bytes,
+    size: int,
+    path: Path,
+    digest_enabled: bool = True,
+    maxbuf: int = LOG_MAX_BUFFER,
 ) -> Iterator[LogEntry | FileEnd]:
-    pos = _HEADER_LEN
+    """Every whole record of a log file's bytes (after the header), then one FileEnd.
+
+    ``buf`` is any buffer (the shell passes an mmap); ``size`` its length;
+    ``path`` only names the file in what is yielded.
+    """
+    pos = HEADER_LEN
     n = 0
     unpack = _CRC_LEN.unpack_from
     adler = zlib.adler32
@@ -372,116 +176,3 @@ def _scan(
         yield LogEntry(hdr, txn, digest, entry, path, pos, end + 1)
         n += 1
         pos = end + 1
-
-
-class TxnIterator:
-    """Apache's FileTxnIterator over ``<log_dir>/version-2``, as a Python iterator.
-
-    Starts in the file that may hold ``from_zxid`` and, when ``fast_forward``,
-    skips txns below it. A file whose records end early for an "EOF" reason
-    (zeros, truncation, a partial record) is left for the next one as Apache
-    does; a checksum mismatch, an unreasonable length or an undecodable entry
-    stops the iteration (Apache throws there). ``ends`` lists every file's
-    FileEnd in order and ``stopped`` the fatal one, if any.
-    """
-
-    def __init__(
-        self,
-        log_dir: str | os.PathLike[str],
-        from_zxid: int = 0,
-        *,
-        fast_forward: bool = True,
-        digest_enabled: bool = True,
-        maxbuf: int = LOG_MAX_BUFFER,
-    ) -> None:
-        self.files = log_files(log_dir, from_zxid)
-        self.from_zxid = from_zxid
-        self.fast_forward = fast_forward
-        self.digest_enabled = digest_enabled
-        self.maxbuf = maxbuf
-        self.ends: list[FileEnd] = []
-        self.stopped: FileEnd | None = None
-        self.last: LogEntry | None = None
-
-    def __iter__(self) -> Iterator[LogEntry]:
-        skipping = self.fast_forward
-        for path in self.files:
-            for item in scan_file(path, digest_enabled=self.digest_enabled, maxbuf=self.maxbuf):
-                if isinstance(item, FileEnd):
-                    self.ends.append(item)
-                    if not item.clean:
-                        log.warning(
-                            "Log %s: records end at offset %d (%s) %s",
-                            path, item.offset, item.reason, item.detail,
-                        )
-                    if item.fatal:
-                        self.stopped = item
-                        return
-                    break
-                if skipping:
-                    if item.hdr.zxid < self.from_zxid:
-                        continue
-                    skipping = False
-                self.last = item
-                yield item
-
-
-def iter_txns(
-    log_dir: str | os.PathLike[str], from_zxid: int = 0, *, digest_enabled: bool = True
-) -> TxnIterator:
-    """Every txn from ``from_zxid`` on, in log order; see TxnIterator for where it stops."""
-    return TxnIterator(log_dir, from_zxid, digest_enabled=digest_enabled)
-
-
-def last_logged_zxid(log_dir: str | os.PathLike[str]) -> int:
-    """FileTxnLog.getLastLoggedZxid: -1 without log files."""
-    files = sorted_files(version_dir(log_dir), LOG_PREFIX)
-    if not files:
-        return -1
-    start = zxid_from_name(files[-1].name, LOG_PREFIX)
-    zxid = start
-    it = TxnIterator(log_dir, start)
-    try:
-        for e in it:
-            zxid = e.hdr.zxid
-    except (OSError, JuteError) as e:
-        log.warning("Unexpected exception reading %s: %s", log_dir, e)
-    return zxid
-
-
-def cut_file(path: Path, offset: int) -> None:
-    """Drop everything from ``offset`` on (a torn tail), durably."""
-    with open(path, "r+b") as f:
-        f.truncate(offset)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def truncate_log(log_dir: str | os.PathLike[str], zxid: int) -> bool:
-    """FileTxnLog.truncate: keep txns up to ``zxid``, cut the rest, delete later files.
-
-    The file holding the last txn <= ``zxid`` is cut right after it (losing
-    its preallocation, as in Apache) and every later file is removed.
-    Apache keeps the first txn *above* ``zxid`` when ``zxid`` itself is
-    missing; pyzk cuts at the last txn not above it. Returns False when no
-    log file could hold ``zxid`` (Apache throws "No log files found to
-    truncate").
-    """
-    files = log_files(log_dir, zxid)
-    if not files:
-        return False
-    cut: tuple[Path, int] = (files[0], _HEADER_LEN)
-    for path in files:
-        for item in scan_file(path):
-            if isinstance(item, FileEnd) or item.hdr.zxid > zxid:
-                break
-            cut = (path, item.end)
-    path, offset = cut
-    cut_file(path, offset)
-    for later in files[files.index(path) + 1 :]:
-        try:
-            later.unlink()
-        except OSError as e:
-            log.warning("Unable to truncate %s: %s", later, e)
-    fsync_dir(path.parent)
-    return True

@@ -5,17 +5,17 @@ after the oldest of them, and the one log file that starts before it (it
 holds the txns right after that snapshot). Everything else named
 ``log.*``/``snapshot.*`` with a lower zxid goes. The server runs this every
 ``autopurge.purgeInterval`` hours (0 disables it); the count is at least 3.
+
+Pure: the choice over file names; pyzk.shell.autopurge lists the
+directories, finds the valid snapshots and deletes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
+from collections.abc import Iterable
 
-from pyzk.txnlog.files import LOG_PREFIX, SNAPSHOT_PREFIX, version_dir, zxid_from_name
-from pyzk.txnlog.log import log_files
-from pyzk.txnlog.snapshot import find_snapshots
+from pyzk.txnlog.names import LOG_PREFIX, SNAPSHOT_PREFIX, zxid_from_name
 
 log = logging.getLogger(__name__)
 
@@ -33,56 +33,25 @@ def effective_retain_count(configured: int) -> int:
     return configured
 
 
-def files_to_purge(
-    data_log_dir: str | os.PathLike[str], snap_dir: str | os.PathLike[str], num: int
-) -> list[Path]:
-    """What PurgeTxnLog.purge would delete: old logs first, then old snapshots."""
-    if num < MIN_SNAP_RETAIN_COUNT:
-        raise ValueError("snapRetainCount should be greater than or equal to 3")
-    snaps = find_snapshots(snap_dir, num)
-    if not snaps:
-        return []
-    least = zxid_from_name(snaps[-1].name, SNAPSHOT_PREFIX)
-    # FileTxnLog.getLogFiles(least): the newest log starting at or before it, and later ones
-    retained = set(_logs_for_snapshot(data_log_dir, least))
-    out: list[Path] = []
-    dirs = ((version_dir(data_log_dir), LOG_PREFIX), (version_dir(snap_dir), SNAPSHOT_PREFIX))
-    for d, prefix in dirs:
-        try:
-            names = sorted(os.listdir(d))
-        except FileNotFoundError:
-            continue
-        for name in names:
-            f = d / name
-            if not name.startswith(prefix + ".") or f in retained:
-                continue
-            if zxid_from_name(name, prefix) < least:
-                out.append(f)
-    return out
+def logs_for_snapshot(log_names: Iterable[str], zxid: int) -> set[str]:
+    """FileTxnLog.getLogFiles: the logs from the last one starting at or before ``zxid``."""
+    named = [(z, n) for n in log_names if (z := zxid_from_name(n, LOG_PREFIX)) != -1]
+    start = max((z for z, _ in named if z <= zxid), default=0)
+    return {n for z, n in named if z >= start}
 
 
-def _logs_for_snapshot(data_log_dir: str | os.PathLike[str], zxid: int) -> list[Path]:
-    """FileTxnLog.getLogFiles: logs from the last one starting at or before ``zxid``."""
-    files = log_files(data_log_dir, 0)
-    start = 0
-    for f in files:
-        z = zxid_from_name(f.name, LOG_PREFIX)
-        if z > zxid:
-            break
-        start = max(start, z)
-    return [f for f in files if zxid_from_name(f.name, LOG_PREFIX) >= start]
+def select_purge(
+    log_names: Iterable[str], snap_names: Iterable[str], least: int
+) -> tuple[list[str], list[str]]:
+    """(log names, snapshot names) PurgeTxnLog.purge deletes, in name order.
 
-
-def purge(
-    data_log_dir: str | os.PathLike[str], snap_dir: str | os.PathLike[str], num: int
-) -> list[Path]:
-    """PurgeTxnLog.purge: delete and return the files no retained snapshot needs."""
-    removed = []
-    for f in files_to_purge(data_log_dir, snap_dir, num):
-        log.info("Removing file: %s", f)
-        try:
-            f.unlink()
-            removed.append(f)
-        except OSError as e:
-            log.error("Failed to remove %s: %s", f, e)
-    return removed
+    ``least`` is the zxid of the oldest snapshot kept; the logs it needs
+    stay, and so does every file named at or after it.
+    """
+    log_names = sorted(log_names)
+    retained = logs_for_snapshot(log_names, least)
+    logs = [n for n in log_names if n.startswith(LOG_PREFIX + ".") and n not in retained
+            and zxid_from_name(n, LOG_PREFIX) < least]
+    snaps = [n for n in sorted(snap_names) if n.startswith(SNAPSHOT_PREFIX + ".")
+             and zxid_from_name(n, SNAPSHOT_PREFIX) < least]
+    return logs, snaps

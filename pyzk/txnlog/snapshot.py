@@ -12,7 +12,9 @@ all in Jute encoding::
     long zxid, int digest version, long digest               ZxidDigest (3.6+)
     long Adler32 of every byte so far, ustring "/"           second seal
 
-The checksum is over the uncompressed stream. The ZxidDigest part is
+The checksum is over the uncompressed stream. This module is the format
+only (bytes in, bytes out); writing, reading and finding the files is
+pyzk.shell.snapfiles. The ZxidDigest part is
 written and read only with ``zookeeper.digest.enabled`` (the default); an
 older snapshot simply ends after the first seal. Maps are written in the
 order Java's HashMap iterates them and nodes in DataTree.serializeNode's
@@ -27,14 +29,11 @@ could be tested; such files are reported as unsupported.
 from __future__ import annotations
 
 import gzip
-import io
 import logging
-import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from pyzk.datatree.node import STAT_SIZE, ZNode
@@ -42,13 +41,7 @@ from pyzk.datatree.tree import DIGEST_VERSION, DataTree
 from pyzk.javacompat import EMPTY_CHILDREN, java_spread, table_size_for
 from pyzk.jute.codec import JuteError, Truncated, read_buffer, read_ustring
 from pyzk.jute.records import ACL, FileHeader
-from pyzk.txnlog.files import (
-    SNAPSHOT_PREFIX,
-    fsync_dir,
-    sorted_files,
-    version_dir,
-    zxid_from_name,
-)
+from pyzk.txnlog.names import SNAPSHOT_PREFIX, zxid_from_name
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +92,6 @@ class Snapshot:
     sessions: dict[int, int]
     zxid: int
     digest: ZxidDigest | None
-    path: Path | None = None
 
 
 def compression_of(name: str) -> str:
@@ -220,59 +212,6 @@ def serialize_snapshot(
         w.seal()
     w.spill()
     return n
-
-
-def write_snapshot(
-    path: str | os.PathLike[str],
-    tree: DataTree,
-    sessions: Mapping[int, int],
-    zxid: int | None = None,
-    *,
-    digest: ZxidDigest | None | bool = True,
-    fsync: bool = True,
-) -> Path:
-    """Write a snapshot file atomically (temp file, fsync, rename, as AtomicFileOutputStream).
-
-    The compression follows the file name (``.gz``); ``zxid`` is only
-    checked against the name, which is what Apache trusts on reading.
-    """
-    path = Path(path)
-    if zxid is not None and zxid_from_name(path.name, SNAPSHOT_PREFIX) not in (-1, zxid):
-        raise ValueError(f"snapshot name {path.name} does not carry zxid {zxid:#x}")
-    method = compression_of(path.name)
-    if method == "snappy":
-        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw:
-        if method == "gz":
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
-                serialize_snapshot(gz, tree, sessions, digest=digest)
-        else:
-            serialize_snapshot(raw, tree, sessions, digest=digest)
-        raw.flush()
-        if fsync:
-            os.fsync(raw.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        fsync_dir(path.parent)
-    return path
-
-
-# ------------------------------------------------------------------ reading
-
-
-def _read_stream(path: Path) -> bytes:
-    method = compression_of(path.name)
-    if method == "snappy":
-        raise UnsupportedSnapshot(f"{path}: snappy snapshot compression is not supported")
-    raw = path.read_bytes()
-    if method == "gz":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise CorruptSnapshot(f"{path}: bad gzip stream: {e}") from e
-    return raw
 
 
 def _node_records(
@@ -425,58 +364,53 @@ def _read_zxid_digest(buf: bytes, pos: int) -> tuple[ZxidDigest | None, int]:
     return ZxidDigest(zxid, version, d), pos
 
 
-def load_snapshot(
-    path: str | os.PathLike[str], *, digest_enabled: bool = True, extended_types: bool = False
-) -> Snapshot:
-    """Read and verify one snapshot file; its zxid comes from the name, as in Apache."""
-    path = Path(path)
-    zxid = zxid_from_name(path.name, SNAPSHOT_PREFIX)
-    snap = parse_snapshot(
-        _read_stream(path), zxid, digest_enabled=digest_enabled, extended_types=extended_types
-    )
-    snap.path = path
-    return snap
+def decode_stream(name: str, raw: bytes) -> bytes:
+    """The uncompressed stream of a snapshot file called ``name`` holding ``raw``."""
+    method = compression_of(name)
+    if method == "snappy":
+        raise UnsupportedSnapshot(f"{name}: snappy snapshot compression is not supported")
+    if method == "gz":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptSnapshot(f"{name}: bad gzip stream: {e}") from e
+    return raw
 
 
-def read_snapshot(path: str | os.PathLike[str]) -> tuple[DataTree, dict[int, int], int]:
-    """(tree, session timeouts, zxid) of one snapshot file; see load_snapshot."""
-    s = load_snapshot(path)
-    return s.tree, s.sessions, s.zxid
-
-
-def is_valid_snapshot(path: str | os.PathLike[str]) -> bool:
-    """SnapStream.isValidSnapshot: a cheap look at the name and the file's end or magic.
+def looks_valid(name: str, size: int, head: bytes, tail: bytes) -> bool:
+    """SnapStream.isValidSnapshot on what the shell read: the name, the file's
+    size, its first bytes and its last five.
 
     Uncompressed: at least 10 bytes ending with the sealed "/" (int 1, '/').
     gz: the gzip magic. snappy: snappy-java's magic (readable or not).
     """
-    path = Path(path)
-    if zxid_from_name(path.name, SNAPSHOT_PREFIX) == -1:
+    if zxid_from_name(name, SNAPSHOT_PREFIX) == -1:
         return False
-    method = compression_of(path.name)
-    try:
-        with open(path, "rb") as f:
-            if method == "gz":
-                return f.read(2) == _GZIP_MAGIC
-            if method == "snappy":
-                return f.read(len(_SNAPPY_MAGIC)) == _SNAPPY_MAGIC
-            f.seek(0, io.SEEK_END)
-            if f.tell() < 10:
-                return False
-            f.seek(-5, io.SEEK_END)
-            return f.read(5) == _SEAL_PATH
-    except OSError:
-        return False
+    method = compression_of(name)
+    if method == "gz":
+        return head[:2] == _GZIP_MAGIC
+    if method == "snappy":
+        return head[: len(_SNAPPY_MAGIC)] == _SNAPPY_MAGIC
+    return size >= 10 and tail[-5:] == _SEAL_PATH
 
 
-def find_snapshots(data_dir: str | os.PathLike[str], n: int | None = None) -> list[Path]:
-    """Valid snapshots of ``<data_dir>/version-2``, newest first (findNValidSnapshots)."""
-    out: list[Path] = []
-    for f in sorted_files(version_dir(data_dir), SNAPSHOT_PREFIX, ascending=False):
-        if f.name.endswith(".tmp"):
-            continue
-        if is_valid_snapshot(f):
-            out.append(f)
-            if n is not None and len(out) >= n:
-                break
-    return out
+#: How many bytes of a snapshot file's head `looks_valid` needs.
+HEAD_NEEDED = len(_SNAPPY_MAGIC)
+
+
+def write_stream(
+    raw: BinaryIO,
+    name: str,
+    tree: DataTree,
+    sessions: Mapping[int, int],
+    *,
+    digest: ZxidDigest | None | bool = True,
+) -> int:
+    """Serialize into the open file ``raw``, compressed as ``name`` says; the node count."""
+    method = compression_of(name)
+    if method == "snappy":
+        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
+    if method == "gz":
+        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+            return serialize_snapshot(gz, tree, sessions, digest=digest)
+    return serialize_snapshot(raw, tree, sessions, digest=digest)

@@ -249,3 +249,16 @@ def test_memory_per_znode_stays_compact():
     assert per_node < 385, per_node
     node = t.get_node("/s/b000/n000")
     assert sys.getsizeof(node) <= 56 and sys.getsizeof(node.blob) <= 33 + 100 + STAT_SIZE
+
+
+def test_the_shared_empty_children_set_caches_nothing():
+    """Every leaf of every tree shares EMPTY_CHILDREN: asking it for its order
+    or encoding must leave no state behind (one test's tree once left a cached
+    order there that the next test saw)."""
+    from pyzk.javacompat import EMPTY_CHILDREN, JavaStringSet
+
+    assert EMPTY_CHILDREN.java_order() == [] and EMPTY_CHILDREN.path_order() == []
+    assert EMPTY_CHILDREN.encoded() == JavaStringSet(8).encoded()
+    EMPTY_CHILDREN.java_order().append("x")
+    assert EMPTY_CHILDREN.java_order() == [] and EMPTY_CHILDREN._order is None
+    assert EMPTY_CHILDREN._encoded is None

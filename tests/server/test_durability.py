@@ -99,7 +99,7 @@ def test_apache_starts_from_a_pyzk_data_dir_and_back(tmp_path) -> None:
         before = _dump(c)
         c.close()
     # pyzk logged a TxnDigest with every txn; replaying checks each one.
-    from pyzk.txnlog.recovery import recover
+    from pyzk.shell.recovery import recover
 
     r = recover(tmp_path)
     assert r.digests_checked > 0 and not r.digest_mismatches

@@ -13,12 +13,14 @@ import pytest
 from pyzk.datatree import DataTree
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import CreateRequest, CreateTTLRequest
+from pyzk.shell.datadir import version_dir
+from pyzk.shell.recovery import recover
+from pyzk.shell.snapfiles import find_snapshots, load_snapshot
+from pyzk.shell.txnlogfiles import TxnLogWriter, iter_txns, scan_file
 from pyzk.testing import wire
 from pyzk.testing.servers import ApacheServer, require_reference
-from pyzk.txnlog.files import snapshot_name, version_dir
-from pyzk.txnlog.log import TxnLogWriter, iter_txns, scan_file
-from pyzk.txnlog.recovery import recover
-from pyzk.txnlog.snapshot import find_snapshots, load_snapshot, serialize_snapshot
+from pyzk.txnlog.names import snapshot_name
+from pyzk.txnlog.snapshot import serialize_snapshot
 from pyzk.txnlog.txn import encode_txn
 from tests.txnlog.helpers import OPEN, S2, TxnSource, apache_tool, kazoo_view, tree_view
 
@@ -134,7 +136,7 @@ def test_replay_all_apache_logs_from_oldest_snapshot(apache_dir, tmp_path: Path)
 def _first_difference(name: str, ours: bytes, theirs: bytes, head: bytes,
                       nodes: list[bytes]) -> str:
     """Where two snapshot streams part, in terms of their sections (for a failure message)."""
-    at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+    at = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
               min(len(ours), len(theirs)))
     tail = len(head) + sum(map(len, nodes))
     return (f"{name}: {len(ours)} bytes ours, {len(theirs)} theirs, first difference at "
@@ -144,7 +146,7 @@ def _first_difference(name: str, ours: bytes, theirs: bytes, head: bytes,
 
 def _node_section(b: bytes) -> tuple[bytes, list[bytes]]:
     """(bytes before the first node, raw node records in file order) of a snapshot."""
-    from pyzk.txnlog.snapshot import _node_records  # the parser under test splits nodes
+    from pyzk.txnlog.snapshot import _node_records
 
     snap_pos = _nodes_start(b)
     recs = []
@@ -215,7 +217,7 @@ def test_apache_starts_from_pyzk_data_dir(tmp_path: Path) -> None:
     require_reference()
     src = TxnSource(DataTree(extended_types=True))
     w = TxnLogWriter(tmp_path, pre_alloc_size=64 * 1024)
-    from pyzk.txnlog.snapshot import write_snapshot
+    from pyzk.shell.snapfiles import write_snapshot
 
     write_snapshot(version_dir(tmp_path) / snapshot_name(0), src.tree, {}, 0)
     src.populate(n=40)

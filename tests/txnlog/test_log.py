@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import FileHeader, SetDataTxn, TxnDigest, TxnHeader
-from pyzk.txnlog.files import log_name, version_dir, zxid_from_name
+from pyzk.shell.datadir import version_dir
+from pyzk.shell.txnlogfiles import (
+    TxnIterator,
+    TxnLogWriter,
+    iter_txns,
+    last_logged_zxid,
+    scan_file,
+    truncate_log,
+)
 from pyzk.txnlog.log import (
     END_CRC,
     END_EOF,
@@ -23,14 +31,9 @@ from pyzk.txnlog.log import (
     END_ZEROS,
     TXNLOG_MAGIC,
     BadLogFile,
-    TxnIterator,
-    TxnLogWriter,
-    iter_txns,
-    last_logged_zxid,
     padded_size,
-    scan_file,
-    truncate_log,
 )
+from pyzk.txnlog.names import log_name, zxid_from_name
 from pyzk.txnlog.txn import encode_txn
 
 

@@ -9,18 +9,19 @@ import pytest
 from pyzk.datatree import DataTree
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import CreateSessionTxn, TxnDigest
-from pyzk.txnlog.files import snapshot_name, version_dir
-from pyzk.txnlog.log import END_CRC, END_PARTIAL, TxnLogWriter, iter_txns
-from pyzk.txnlog.recovery import (
-    RecoveryError,
-    load_database,
+from pyzk.shell.datadir import (
     read_epochs,
     read_long_file,
-    recover,
+    version_dir,
     write_accepted_epoch,
     write_current_epoch,
 )
-from pyzk.txnlog.snapshot import find_snapshots, write_snapshot
+from pyzk.shell.recovery import load_database, recover
+from pyzk.shell.snapfiles import find_snapshots, write_snapshot
+from pyzk.shell.txnlogfiles import TxnLogWriter, iter_txns
+from pyzk.txnlog.log import END_CRC, END_PARTIAL
+from pyzk.txnlog.names import snapshot_name
+from pyzk.txnlog.replay import RecoveryError
 from pyzk.txnlog.txn import encode_txn
 from tests.txnlog.helpers import S1, S2, TxnSource, tree_view
 

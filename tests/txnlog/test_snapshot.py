@@ -12,18 +12,21 @@ import pytest
 
 from pyzk.datatree import DataTree
 from pyzk.jute.codec import JuteError
-from pyzk.txnlog.files import snapshot_name, version_dir
+from pyzk.shell.datadir import version_dir
+from pyzk.shell.snapfiles import (
+    find_snapshots,
+    is_valid_snapshot,
+    load_snapshot,
+    read_snapshot,
+    write_snapshot,
+)
+from pyzk.txnlog.names import snapshot_name
 from pyzk.txnlog.snapshot import (
     CorruptSnapshot,
     UnsupportedSnapshot,
     ZxidDigest,
-    find_snapshots,
-    is_valid_snapshot,
     java_long_map_order,
-    load_snapshot,
-    read_snapshot,
     serialize_snapshot,
-    write_snapshot,
 )
 from tests.txnlog.helpers import S2, TxnSource, tree_view
 

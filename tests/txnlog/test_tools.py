@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from pyzk.datatree import DataTree
+from pyzk.shell.autopurge import files_to_purge, purge
+from pyzk.shell.datadir import version_dir
+from pyzk.shell.datatools import main_purge, main_snapshot, main_txnlog
+from pyzk.shell.snapfiles import write_snapshot
+from pyzk.shell.txnlogfiles import TxnLogWriter, iter_txns
 from pyzk.testing.servers import require_reference
-from pyzk.txnlog.files import snapshot_name, version_dir
-from pyzk.txnlog.log import TxnLogWriter, iter_txns
-from pyzk.txnlog.purge import effective_retain_count, files_to_purge, purge
-from pyzk.txnlog.snapshot import write_snapshot
-from pyzk.txnlog.tools import main_purge, main_snapshot, main_txnlog
+from pyzk.txnlog.names import snapshot_name
+from pyzk.txnlog.purge import effective_retain_count
 from pyzk.txnlog.txn import encode_txn
 from tests.txnlog.helpers import TxnSource, apache_tool, file_names
 

@@ -1,26 +1,19 @@
-"""Names and places of Apache's data files (Util, FileTxnSnapLog).
+"""Names of Apache's data files (Util.makeLogName, makeSnapshotName, getZxidFromName).
 
-Every directory argument in pyzk.txnlog is a *configured* directory
-(``dataDir`` / ``dataLogDir``); the files live in its ``version-2``
-subdirectory, as FileTxnSnapLog puts them.
+The files live in the ``version-2`` subdirectory of a configured
+``dataDir`` / ``dataLogDir``, as FileTxnSnapLog puts them; listing and
+syncing those directories is the shell's (pyzk.shell.datadir).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-from pathlib import Path
 
 VERSION_DIR = "version-2"
 LOG_PREFIX = "log"
 SNAPSHOT_PREFIX = "snapshot"
 # What Long.parseLong(s, 16) accepts (Python's int() also takes "0x" and "_").
 _HEX_LONG = re.compile(r"[+-]?[0-9a-fA-F]+")
-
-
-def version_dir(d: str | os.PathLike[str]) -> Path:
-    return Path(d) / VERSION_DIR
 
 
 def zxid_from_name(name: str, prefix: str) -> int:
@@ -46,25 +39,3 @@ def snapshot_name(zxid: int, compression: str = "") -> str:
     """Util.makeSnapshotName: ``snapshot.<hex>`` plus ``.gz``/``.snappy`` when compressed."""
     ext = f".{compression}" if compression else ""
     return f"{SNAPSHOT_PREFIX}.{zxid & 0xFFFFFFFFFFFFFFFF:x}{ext}"
-
-
-def sorted_files(d: Path, prefix: str, ascending: bool = True) -> list[Path]:
-    """Util.sortDataDir over the files of ``d`` that carry a zxid for ``prefix``."""
-    try:
-        names = os.listdir(d)
-    except FileNotFoundError:
-        return []
-    files = [(zxid_from_name(n, prefix), n) for n in names]
-    files = [(z, n) for z, n in files if z != -1]
-    files.sort(key=lambda zn: zn[0], reverse=not ascending)
-    return [d / n for _, n in files]
-
-
-def fsync_dir(d: Path) -> None:
-    """Make a rename or unlink in ``d`` durable (no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

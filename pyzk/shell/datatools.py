@@ -38,10 +38,12 @@ from pyzk.jute.records import (
     Record,
     SetDataTxn,
 )
-from pyzk.txnlog.files import SNAPSHOT_PREFIX, zxid_from_name
-from pyzk.txnlog.log import EOR, TXNLOG_MAGIC, FileEnd, frame_record, padded_size, scan_file
-from pyzk.txnlog.purge import files_to_purge
-from pyzk.txnlog.snapshot import CorruptSnapshot, load_snapshot
+from pyzk.shell.autopurge import files_to_purge
+from pyzk.shell.snapfiles import load_snapshot
+from pyzk.shell.txnlogfiles import scan_file
+from pyzk.txnlog.log import EOR, TXNLOG_MAGIC, FileEnd, frame_record, padded_size
+from pyzk.txnlog.names import SNAPSHOT_PREFIX, zxid_from_name
+from pyzk.txnlog.snapshot import CorruptSnapshot
 from pyzk.txnlog.txn import LOG_MAX_BUFFER, decode_txn
 
 _OP_NAMES = {

@@ -1,0 +1,113 @@
+"""Startup recovery from the data directories (FileTxnSnapLog.restore).
+
+`recover` loads the newest snapshot that reads back whole (falling back to
+older ones, at most 100, as FileSnap.deserialize), then replays the
+transaction logs after it (pyzk.txnlog.replay, pure, decides what to
+apply, check and cut; this module reads the files and does the cut).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pyzk.datatree.tree import DataTree
+from pyzk.jute.codec import JuteError
+from pyzk.shell.datadir import version_dir
+from pyzk.shell.snapfiles import find_snapshots, load_snapshot, write_snapshot
+from pyzk.shell.txnlogfiles import TxnIterator, cut_file, last_logged_zxid
+from pyzk.txnlog.names import snapshot_name
+from pyzk.txnlog.replay import LoadResult, RecoveryError, replay, snapshot_target, torn_tail
+from pyzk.txnlog.snapshot import Snapshot, ZxidDigest
+
+log = logging.getLogger(__name__)
+
+MAX_SNAPSHOTS_TRIED = 100
+
+__all__ = ["LoadResult", "RecoveryError", "load_database", "recover"]
+
+
+def load_database(
+    data_dir: str | os.PathLike[str],
+    data_log_dir: str | os.PathLike[str] | None = None,
+) -> tuple[DataTree, dict[int, int], int]:
+    """(tree, session timeouts, last zxid) from Apache-format files; see `recover`."""
+    r = recover(data_dir, data_log_dir)
+    return r.tree, r.sessions, r.last_zxid
+
+
+def recover(
+    data_dir: str | os.PathLike[str],
+    data_log_dir: str | os.PathLike[str] | None = None,
+    *,
+    digest_enabled: bool = True,
+    extended_types: bool = False,
+    trust_empty_snapshot: bool = False,
+    init_empty: bool = True,
+    cut_torn_tail: bool = True,
+) -> LoadResult:
+    """FileTxnSnapLog.restore with the details returned.
+
+    ``trust_empty_snapshot`` is ``zookeeper.snapshot.trust.empty``: without
+    it, logs without any snapshot are refused. ``init_empty`` is
+    ``zookeeper.db.autocreate``: with nothing on disk, an empty tree is
+    saved as snapshot.0, as Apache does on first start (Apache then starts
+    from pyzk's directory and vice versa).
+    """
+    data_dir = Path(data_dir)
+    log_dir = Path(data_log_dir) if data_log_dir is not None else data_dir
+    snap: Snapshot | None = None
+    snap_path: Path | None = None
+    skipped: list[Path] = []
+    for path in find_snapshots(data_dir, MAX_SNAPSHOTS_TRIED):
+        log.info("Reading snapshot %s", path)
+        try:
+            snap = load_snapshot(path, digest_enabled=digest_enabled, extended_types=extended_types)
+            snap_path = path
+            break
+        except (OSError, JuteError) as e:
+            log.warning("problem reading snap file %s: %s", path, e)
+            skipped.append(path)
+    if snap is None and skipped:
+        raise RecoveryError(f"Not able to find valid snapshots in {version_dir(data_dir)}")
+
+    if snap is None:
+        tree = DataTree(digest_enabled=digest_enabled, extended_types=extended_types)
+        sessions: dict[int, int] = {}
+        result = LoadResult(tree, sessions, 0, skipped_snapshots=skipped)
+        if last_logged_zxid(log_dir) != -1:
+            msg = "No snapshot found, but there are log entries. "
+            if not trust_empty_snapshot:
+                raise RecoveryError(msg + "Something is broken!")
+            log.warning("%sThis should only be allowed during upgrading.", msg)
+            _replay(result, log_dir, None, cut_torn_tail)
+            return result
+        if init_empty:
+            path = version_dir(data_dir) / snapshot_name(0)
+            log.info("Snapshotting: 0x0 to %s", path)
+            write_snapshot(path, tree, sessions, 0)
+            result.created_initial_snapshot = path
+        return result
+
+    result = LoadResult(
+        snap.tree, snap.sessions, snap.zxid, snapshot=snap_path, snapshot_zxid=snap.zxid,
+        skipped_snapshots=skipped,
+    )
+    _replay(result, log_dir, snapshot_target(result, snap.digest), cut_torn_tail)
+    return result
+
+
+def _replay(
+    result: LoadResult, log_dir: Path, target: ZxidDigest | None, cut_torn_tail: bool
+) -> None:
+    """Replay the logs after the tree's zxid, then cut a torn tail of the last file."""
+    tree = result.tree
+    it = TxnIterator(log_dir, tree.last_processed_zxid + 1, digest_enabled=tree.digest_enabled)
+    replay(result, it, target)
+    if not it.files:
+        return
+    end = torn_tail(it.ends, it.files[-1], cut_torn_tail)
+    if end is not None:
+        cut_file(end.path, end.offset)
+        result.cut = end
