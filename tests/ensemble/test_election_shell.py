@@ -11,16 +11,16 @@ leader the Apache servers report.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from pyzk.config import ServerConfig, ServerSpec
 from pyzk.quorum.election import Decided, ServerState
+from pyzk.shell.datadir import read_epochs, write_current_epoch
 from pyzk.shell.quorumpeer import QuorumPeer, load_epochs
 from pyzk.testing.servers import ApacheServer, free_port, require_reference
-from pyzk.txnlog.recovery import RecoveryError, read_epochs, write_current_epoch
+from pyzk.txnlog.replay import RecoveryError
 
 
 class FakeHost:
@@ -31,15 +31,19 @@ class FakeHost:
         self.decisions: list[Decided] = []
         self.release = asyncio.Event()
         self.elected = asyncio.Event()
+        #: the decision whose role is being held, None while electing
+        self.playing: Decided | None = None
 
     async def prepare_election(self) -> int:
         return self.last_zxid
 
     async def run_role(self, decision: Decided) -> None:
         self.decisions.append(decision)
+        self.playing = decision
         self.elected.set()
         await self.release.wait()
         self.release.clear()
+        self.playing = None
 
 
 def _cfg(tmp: Path, my_id: int, servers: dict[int, ServerSpec]) -> ServerConfig:
@@ -103,8 +107,46 @@ def test_epoch_files_are_checked_like_apache(tmp_path: Path) -> None:
         load_epochs(str(tmp_path), 0x300000002)
 
 
+def _apache_leader(apaches: dict[int, ApacheServer]) -> tuple[int | None, dict[int, str | None]]:
+    """(the leader, every server's srvr ``Mode:``): the leader only when one
+    server reports ``Mode: leader`` and every other ``Mode: follower``, that is
+    when Zab's synchronisation with a quorum is done, else None."""
+    modes: dict[int, str | None] = {}
+    for sid, a in apaches.items():
+        try:
+            text = a.four_letter("srvr")
+        except OSError:
+            text = ""
+        modes[sid] = next((line[6:] for line in text.splitlines()
+                           if line.startswith("Mode: ")), None)
+    leaders = [sid for sid, mode in modes.items() if mode == "leader"]
+    if len(leaders) == 1 and all(mode == "follower" for sid, mode in modes.items()
+                                 if sid != leaders[0]):
+        return leaders[0], modes
+    return None, modes
+
+
 @pytest.mark.timeout(120)
 def test_pyzk_peer_agrees_with_two_apache_servers(tmp_path: Path) -> None:
+    """pyzk (sid 1) elects together with Apache 2 and 3 and ends up following
+    the leader the Apache pair established, whichever of them that is.
+
+    Every log is empty, so no vote beats 3's, but the setup does not force 3:
+    all three start at once, and when 3's JVM is late pyzk and 2 are a quorum
+    for 2 once finalizeWait (200 ms) passes without a better vote. Then 2 may
+    lead with 3 following it; or 3's vote reaches 2 in time and pyzk too late
+    (pyzk decided 2, the pair elects 3); or 2 leads until initLimit passes
+    without a quorum of followers (pyzk's stand-in host never connects) and
+    the pair elects 3. Under load 2 wins often.
+
+    A decision for a server that then does not lead is legitimate FLE: a real
+    follower fails to connect and elects again. The stand-in host does not
+    connect, so the test does that for it: the pyzk peer keeps running; once
+    the Apache pair reports a leader and a follower, a decision for another
+    leader is released (once) and the election that follows, against two
+    servers past theirs, must name the Apache leader. pyzk (the smallest sid)
+    must never lead.
+    """
     require_reference()
     specs = _specs([1, 2, 3])
     lines = {f"server.{s.sid}": f"127.0.0.1:{s.quorum_port}:{s.election_port}"
@@ -114,33 +156,51 @@ def test_pyzk_peer_agrees_with_two_apache_servers(tmp_path: Path) -> None:
         cfg = {"tickTime": "200", "initLimit": "10", "syncLimit": "5", **lines}
         apaches[sid] = ApacheServer(tmp_path / f"apache{sid}", extra_cfg=cfg, myid=sid)
 
-    async def main() -> Decided:
+    async def main() -> tuple[int, dict[int, str | None], list[Decided]]:
+        loop = asyncio.get_running_loop()
         host = FakeHost(0)
         peer = QuorumPeer(_cfg(tmp_path, 1, specs), host)
         task = asyncio.create_task(peer.run())
         try:
             await asyncio.wait_for(host.elected.wait(), 60)
+            deadline = loop.time() + 30
+            stale: Decided | None = None  # the decision released, if any
+            agreed = 0
+            while True:
+                # srvr blocks: off the loop, so pyzk keeps answering notifications
+                leader, modes = await asyncio.to_thread(_apache_leader, apaches)
+                playing = host.playing
+                if leader is None or playing is None or playing is stale:
+                    agreed = 0
+                elif playing.vote.leader == leader:
+                    agreed += 1
+                    if agreed == 2:  # the same view on two polls in a row
+                        return leader, modes, list(host.decisions)
+                else:
+                    assert stale is None, (
+                        f"pyzk follows {playing.vote.leader} after electing again, "
+                        f"Apache's leader is {leader}: {modes} {host.decisions}")
+                    stale = playing
+                    agreed = 0
+                    host.release.set()  # as a follower of a non-leader gives up
+                assert loop.time() < deadline, (
+                    f"no agreed leader in 30 s: srvr modes {modes}, Apache running "
+                    f"{ {sid: a.running() for sid, a in apaches.items()} }, "
+                    f"pyzk's decisions {host.decisions}")
+                await asyncio.sleep(0.1)
         finally:
             peer.stop()
             host.release.set()
             await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
-        return host.decisions[0]
 
     for a in apaches.values():
         a.start(wait=False)
     try:
-        decision = asyncio.run(main())
-        assert decision.state == ServerState.FOLLOWING
-        # Apache's two servers are a quorum: the one pyzk chose leads them
-        deadline = time.monotonic() + 30
-        while True:
-            modes = {sid: a.four_letter("srvr") for sid, a in apaches.items()}
-            leaders = [sid for sid, text in modes.items() if "Mode: leader" in text]
-            if leaders:
-                break
-            assert time.monotonic() < deadline, modes
-            time.sleep(0.1)
-        assert leaders == [decision.vote.leader] == [3]
+        leader, modes, decisions = asyncio.run(main())
+        assert leader in (2, 3), modes
+        assert all(d.state == ServerState.FOLLOWING for d in decisions), decisions
+        assert decisions[-1].vote.leader == leader, (modes, decisions)
+        assert len(decisions) <= 2, decisions  # at most the one released
     finally:
         for a in apaches.values():
             a.stop()

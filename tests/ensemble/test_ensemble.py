@@ -10,29 +10,12 @@ and the modes and follower counts srvr/mntr report.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 
 from pyzk.testing.servers import Ensemble, require_reference, wait_for
-
-SESSION_CFG = {"maxSessionTimeout": "20000"}
-
-
-@contextmanager
-def client(hosts: str, client_id: tuple[int, bytes] | None = None,
-           timeout: float = 10.0) -> Iterator[KazooClient]:
-    zk = KazooClient(hosts=hosts, timeout=timeout, client_id=client_id, randomize_hosts=False,
-                     connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.2})
-    zk.start(timeout=30)
-    try:
-        yield zk
-    finally:
-        zk.stop()
-        zk.close()
+from tests.ensemble.helpers import SESSION_CFG, client, rejoin
 
 
 def mntr(ens: Ensemble, sid: int) -> dict[str, str]:
@@ -47,8 +30,6 @@ def gauge_keys(ens: Ensemble, sid: int) -> list[str]:
     """mntr's keys up to zk_quorum_size: the gauges, in the order printed."""
     keys = [line.partition("\t")[0] for line in ens[sid].four_letter("mntr").splitlines()]
     return keys[: keys.index("zk_quorum_size") + 1]
-
-
 
 
 def writes_everywhere(ens: Ensemble, prefix: str) -> None:
@@ -112,8 +93,7 @@ def test_pyzk_ensemble_survives_the_loss_of_its_leader(tmp_path: Path) -> None:
                     assert other.get("/after")[0] == b"failover"
 
             # the old leader comes back as a follower and catches up
-            ens[leader].start(wait=False)
-            ens[leader].wait_ready(30)
+            rejoin(ens[leader])
             assert ens.wait_leader() == new_leader
             with client(ens[leader].address) as back:
                 back.sync("/")
@@ -140,8 +120,7 @@ def test_restarted_follower_catches_up_by_diff(tmp_path: Path) -> None:
                 zk.create(f"/missed{i}", b"x")
             zk.set("/before", b"2")
         log = ens[leader].log_path.read_text()
-        ens[follower].start(wait=False)
-        ens[follower].wait_ready(30)
+        rejoin(ens[follower])
         with client(ens[follower].address) as zk:
             assert zk.get("/before")[0] == b"2"
             assert all(zk.exists(f"/missed{i}") for i in range(20))
@@ -189,8 +168,7 @@ def test_pyzk_leader_with_two_apache_followers(tmp_path: Path) -> None:
             # Apache's leader lists the same gauges as pyzk's did (its order moves
             # as gauges are registered again after an election, so compare sets)
             assert set(gauge_keys(ens, 2)) == set(pyzk_leader_keys)
-            ens[3].start(wait=False)
-            ens[3].wait_ready(30)
+            rejoin(ens[3])
             assert ens.wait_leader() == 2
             with client(ens[3].address) as back:
                 back.sync("/")

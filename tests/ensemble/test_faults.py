@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,26 +19,12 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
+from pyzk.shell.txnlogfiles import last_logged_zxid
 from pyzk.testing.faultproxy import FaultProxy, route_ensemble
 from pyzk.testing.servers import Ensemble, ServerProcess, require_reference, wait_for
-from pyzk.txnlog.log import last_logged_zxid
+from tests.ensemble.helpers import SESSION_CFG, client, rejoin, require_reference_for
 
 T = TypeVar("T")
-SESSION_CFG = {"maxSessionTimeout": "20000"}
-
-
-@contextmanager
-def client(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
-    zk = KazooClient(hosts=hosts, timeout=timeout, randomize_hosts=False,
-                     connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.2})
-    zk.start(timeout=30)
-    try:
-        yield zk
-    finally:
-        zk.stop()
-        zk.close()
-
-
 
 
 class Writer:
@@ -164,8 +148,7 @@ def test_rolling_restart_under_write_load(tmp_path: Path) -> None:
                 ens[sid].stop()
                 wa.wait_acks(10)  # two of three still make a quorum
                 wb.wait_acks(10)
-                ens[sid].start(wait=False)
-                ens[sid].wait_ready(30)
+                rejoin(ens[sid])
                 ens.wait_leader(timeout=30)
                 wa.wait_acks(10)
                 wb.wait_acks(10)
@@ -186,9 +169,10 @@ def strand_a_proposal(ens: Ensemble, proxy: FaultProxy, straggler: int) -> tuple
     """
     old = ens.wait_leader()
     assert old != straggler
-    lone = KazooClient(hosts=ens[old].address, timeout=20)
-    lone.start(timeout=30)  # its session is committed while ACKs still flow
-    try:
+    # only the old leader in its hosts, and kazoo's default connection retry
+    # rather than RECONNECT's endless one: nothing to fail over to once it dies
+    with client(ens[old].address, timeout=20, connection_retry=None) as lone:
+        # its session is committed while ACKs still flow
         before = last_logged(ens[straggler])
         for sid in ens.servers:
             if sid != old:
@@ -202,9 +186,6 @@ def strand_a_proposal(ens: Ensemble, proxy: FaultProxy, straggler: int) -> tuple
         ens[old].kill()
         with pytest.raises((KazooException, KazooTimeoutError)):
             attempt.get(timeout=15)
-    finally:
-        lone.stop()
-        lone.close()
     proxy.set_drop(False)
     others = [s for s in ens.servers if s not in (old, straggler)]
     return old, ens.wait_leader(among=others, timeout=30)
@@ -240,8 +221,7 @@ def test_straggler_with_an_uncommitted_proposal(tmp_path: Path, kinds: dict[int,
     own commits the proposal's epoch is behind them and it sends SNAP
     instead (Apache's "Cannot send TRUNC to peer: peer zxid is from
     different epoch"). Either way the proposal is gone everywhere."""
-    if "apache" in kinds.values():
-        require_reference()
+    require_reference_for(*kinds.values())
     straggler = 1
     ens = Ensemble(tmp_path, kinds, extra_cfg=SESSION_CFG, sync_limit=25)
     with FaultProxy() as proxy:
@@ -278,8 +258,7 @@ def test_straggler_with_an_uncommitted_proposal(tmp_path: Path, kinds: dict[int,
                 assert f"Syncing learner sid {straggler} (last zxid 0x" in got
                 assert f"with {expected}" in got, got[-2000:]
             # the old leader, which logged the proposal too, is brought in line
-            ens[old].start(wait=False)
-            ens[old].wait_ready(30)
+            rejoin(ens[old])
             assert ens.wait_leader(timeout=30) == new
             check_converged(ens, acked, absent=("/uncommitted",))
 
@@ -307,8 +286,7 @@ def test_apache_leader_sends_a_far_behind_pyzk_follower_a_snapshot(tmp_path: Pat
             ens[1].stop()
             acked += write_missed(zk)
         mark = len(ens[1].log_path.read_text())
-        ens[1].start(wait=False)
-        ens[1].wait_ready(30)
+        rejoin(ens[1])
         assert ens.wait_leader() == leader
         got = ens[1].log_path.read_text()[mark:]
         assert "Getting a snapshot from leader 0x" in got
@@ -335,8 +313,7 @@ def test_pyzk_leader_sends_a_far_behind_apache_follower_a_snapshot(tmp_path: Pat
             ens[1].stop()
             acked += write_missed(zk)
         mark = len(ens[leader].log_path.read_text())
-        ens[1].start(wait=False)
-        ens[1].wait_ready(30)
+        rejoin(ens[1])
         assert ens.wait_leader() == leader
         got = ens[leader].log_path.read_text()[mark:]
         assert "Syncing learner sid 1" in got and "with SNAP" in got, got[-2000:]

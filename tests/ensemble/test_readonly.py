@@ -12,28 +12,26 @@ deterministic.
 
 from __future__ import annotations
 
-import functools
 import socket
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 from kazoo.exceptions import NotReadOnlyCallError
 from kazoo.protocol.states import KeeperState
 
 from pyzk.jute.records import ConnectRequest, ConnectResponse
-from pyzk.testing.servers import Ensemble, require_reference
-from pyzk.testing.servers import wait_for as shared_wait_for
+from pyzk.testing.servers import Ensemble
+from tests.ensemble.helpers import (
+    SESSION_CFG,
+    client,
+    ensemble_with_flags,
+    require_reference_for,
+    wait_for_slow,
+)
 
 _LEN = struct.Struct(">i")
 RO_FLAGS = ["-Dreadonlymode.enabled=true"]
-
-
-# This file's waits default to 30 s.
-wait_for = functools.partial(shared_wait_for, timeout=30.0)
 
 
 def handshake(address: str, *, read_only: bool | None,
@@ -60,24 +58,10 @@ def handshake(address: str, *, read_only: bool | None,
     return "frame", buf[4 : 4 + _LEN.unpack_from(buf)[0]]
 
 
-@contextmanager
-def ro_client(address: str) -> Iterator[KazooClient]:
-    zk = KazooClient(hosts=address, read_only=True, timeout=10.0,
-                     connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.2})
-    zk.start(timeout=30)
-    try:
-        yield zk
-    finally:
-        zk.stop()
-        zk.close()
-
-
 def _ensemble(tmp_path: Path, kind: str, extra: dict[str, str]) -> Ensemble:
-    ens = Ensemble(tmp_path / kind, {1: kind, 2: kind, 3: kind}, tick_time=500, init_limit=4,
-                   sync_limit=2, extra_cfg={"maxSessionTimeout": "20000", **extra})
-    for s in ens.servers.values():
-        s.jvm_flags = list(RO_FLAGS)
-    return ens
+    return ensemble_with_flags(tmp_path / kind, {1: kind, 2: kind, 3: kind}, RO_FLAGS,
+                               tick_time=500, init_limit=4, sync_limit=2,
+                               extra_cfg={**SESSION_CFG, **extra})
 
 
 def _kinds() -> list[str]:
@@ -86,20 +70,19 @@ def _kinds() -> list[str]:
 
 @pytest.mark.parametrize("kind", _kinds())
 def test_survivor_serves_read_only_clients(tmp_path: Path, kind: str) -> None:
-    if kind == "apache":
-        require_reference()
+    require_reference_for(kind)
     ens = _ensemble(tmp_path, kind, {"localSessionsEnabled": "true"})
     with ens:
         leader = ens.wait_leader()
         survivor = next(s for s in ens.servers if s != leader)
-        with ro_client(ens[survivor].address) as zk:
+        with client(ens[survivor].address, read_only=True) as zk:
             zk.create("/ro", b"before the partition")
             zk.sync("/")
         assert ens[survivor].four_letter("isro") == "rw"
         others = [s for s in ens.servers if s != survivor]
         for sid in others:
             ens[sid].kill()
-        wait_for(lambda: ens.mode(survivor) == "read-only", what="read-only mode")
+        wait_for_slow(lambda: ens.mode(survivor) == "read-only", what="read-only mode")
         assert ens[survivor].four_letter("isro") == "ro"
         assert "READ-ONLY mode; serving only read-only clients" in ens[survivor].four_letter("srvr")
 
@@ -111,7 +94,7 @@ def test_survivor_serves_read_only_clients(tmp_path: Path, kind: str) -> None:
         rsp, pos = ConnectResponse.decode(frame, 0)
         assert rsp.sessionId != 0 and frame[pos:] == b"\1"
 
-        with ro_client(ens[survivor].address) as zk:
+        with client(ens[survivor].address, read_only=True) as zk:
             assert zk.client_state == KeeperState.CONNECTED_RO
             data, stat = zk.get("/ro")
             assert data == b"before the partition"
@@ -128,12 +111,12 @@ def test_survivor_serves_read_only_clients(tmp_path: Path, kind: str) -> None:
 
         for sid in others:
             ens[sid].start(wait=False)
-        wait_for(lambda: ens.mode(survivor) in ("leader", "follower"), timeout=60,
-                 what="the survivor to rejoin")
+        wait_for_slow(lambda: ens.mode(survivor) in ("leader", "follower"), timeout=60,
+                      what="the survivor to rejoin")
         assert ens[survivor].four_letter("isro") == "rw"
         ens.wait_leader(timeout=60)
-        with ro_client(ens[survivor].address) as zk:
-            wait_for(lambda: zk.client_state == KeeperState.CONNECTED, what="read-write")
+        with client(ens[survivor].address, read_only=True) as zk:
+            wait_for_slow(lambda: zk.client_state == KeeperState.CONNECTED, what="read-write")
             zk.set("/ro", b"after")
             assert zk.get("/ro")[0] == b"after"
 
@@ -142,8 +125,7 @@ def test_survivor_serves_read_only_clients(tmp_path: Path, kind: str) -> None:
 def test_read_only_without_local_sessions(tmp_path: Path, kind: str) -> None:
     """Without localSessionsEnabled a new session is refused with a NotReadOnly
     reply header in place of the ConnectResponse (Apache's ReadOnlyRequestProcessor)."""
-    if kind == "apache":
-        require_reference()
+    require_reference_for(kind)
     ens = _ensemble(tmp_path, kind, {})
     with ens:
         leader = ens.wait_leader()
@@ -151,7 +133,7 @@ def test_read_only_without_local_sessions(tmp_path: Path, kind: str) -> None:
         for sid in ens.servers:
             if sid != survivor:
                 ens[sid].kill()
-        wait_for(lambda: ens.mode(survivor) == "read-only", what="read-only mode")
+        wait_for_slow(lambda: ens.mode(survivor) == "read-only", what="read-only mode")
         state, frame = handshake(ens[survivor].address, read_only=True)
         assert state == "frame"
         xid, _zxid, err = struct.unpack(">iqi", frame)

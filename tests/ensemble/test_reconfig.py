@@ -12,13 +12,10 @@ followers, and the error cases are compared with Apache.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 from kazoo.exceptions import (
     BadArgumentsError,
     BadVersionError,
@@ -38,7 +35,6 @@ from pyzk.jute.records import Id, ReconfigRequest, SetDataTxn, TxnHeader
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.shell.configfile import load_config, read_properties
 from pyzk.testing.servers import Ensemble, PyzkServer, require_reference
-from pyzk.testing.servers import wait_for as shared_wait_for
 from pyzk.txnlog.txn import encode_txn
 from pyzk.zab import actions as A
 from pyzk.zab import packets as P
@@ -48,27 +44,20 @@ from pyzk.zab.packets import PacketType as T
 from pyzk.zab.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.zab.sim import txn_bytes
 from pyzk.zab.zxid import make_zxid as zx
+from tests.ensemble.helpers import (
+    SESSION_CFG,
+    client,
+    ensemble_with_flags,
+    rejoin,
+    require_reference_for,
+    wait_for_slow,
+)
 
 SUPER = "super:secret"
 SUPER_FLAGS = [f"-Dzookeeper.DigestAuthenticationProvider.superDigest={digest_id(SUPER)}"]
-RECONFIG = {"reconfigEnabled": "true", "maxSessionTimeout": "20000"}
-
-
-# This file's waits default to 30 s.
-wait_for = functools.partial(shared_wait_for, timeout=30.0)
-
-
-@contextmanager
-def client(hosts: str, *, admin: bool = False) -> Iterator[KazooClient]:
-    zk = KazooClient(hosts=hosts, timeout=10.0, randomize_hosts=False,
-                     auth_data=[("digest", SUPER)] if admin else None,
-                     connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.2})
-    zk.start(timeout=30)
-    try:
-        yield zk
-    finally:
-        zk.stop()
-        zk.close()
+#: A client's auth_data to connect as the super user (reconfig needs it).
+ADMIN = [("digest", SUPER)]
+RECONFIG = {"reconfigEnabled": "true", **SESSION_CFG}
 
 
 def config_of(text: bytes | str) -> dict[str, str]:
@@ -78,11 +67,8 @@ def config_of(text: bytes | str) -> dict[str, str]:
 
 
 def make(tmp_path: Path, kinds: dict[int, str], extra: dict[str, str] | None = None) -> Ensemble:
-    ens = Ensemble(tmp_path, kinds, tick_time=500, init_limit=6, sync_limit=3,
-                   extra_cfg={**RECONFIG, **(extra or {})})
-    for s in ens.servers.values():
-        s.jvm_flags = list(SUPER_FLAGS)
-    return ens
+    return ensemble_with_flags(tmp_path, kinds, SUPER_FLAGS, tick_time=500, init_limit=6,
+                               sync_limit=3, extra_cfg={**RECONFIG, **(extra or {})})
 
 
 def member_config(ens: Ensemble, sid: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -108,7 +94,7 @@ def agreed_config(ens: Ensemble, sids: list[int], version: str | None = None
         if version is not None and first.get("version") != version:
             return None
         return first if all(node == first and dyn == first for node, dyn in seen) else None
-    return wait_for(same, what="members to agree on the configuration")
+    return wait_for_slow(same, what="members to agree on the configuration")
 
 
 ALL_PYZK = {1: "pyzk", 2: "pyzk", 3: "pyzk"}
@@ -117,16 +103,11 @@ APACHE_LEADS = {1: "pyzk", 2: "apache", 3: "apache"}  # the largest sid leads a 
 PYZK_LEADS = {1: "apache", 2: "apache", 3: "pyzk"}
 
 
-def _needs_apache(kinds: dict[int, str]) -> None:
-    if "apache" in kinds.values():
-        require_reference()
-
-
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_config_node_without_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None:
     """reconfigEnabled=false: the node holds the static configuration, version 0,
     readable by anyone, and reconfig is refused with ReconfigDisabled."""
-    _needs_apache(kinds)
+    require_reference_for(*kinds.values())
     ens = Ensemble(tmp_path, kinds, tick_time=500, init_limit=6, sync_limit=3)
     with ens:
         ens.wait_leader()
@@ -151,7 +132,7 @@ def test_config_node_without_reconfig(tmp_path: Path, kinds: dict[int, str]) -> 
 def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
     """Remove a follower, then add it back through another member; every member
     (pyzk or Apache) ends with the same configuration in its node and files."""
-    _needs_apache(kinds)
+    require_reference_for(*kinds.values())
     ens = make(tmp_path, kinds)
     with ens, ExitStack() as stack:
         leader = ens.wait_leader()
@@ -171,7 +152,7 @@ def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
         wzk.get("/zookeeper/config", watch=events.append)
         with client(ens[leader].address) as zk, pytest.raises(NoAuthError):
             zk.reconfig(joining=None, leaving=str(removed), new_members=None)
-        with client(ens[leader].address, admin=True) as zk:
+        with client(ens[leader].address, auth_data=ADMIN) as zk:
             with pytest.raises(BadVersionError):
                 zk.reconfig(joining=None, leaving=str(removed), new_members=None,
                             from_config=version + 1)
@@ -184,7 +165,7 @@ def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
         after = agreed_config(ens, remaining, new["version"])
         assert after == new
         # a getConfig watch fires on every member when the reconfig commits
-        wait_for(lambda: events, what="the config watch")
+        wait_for_slow(lambda: events, what="the config watch")
         assert events[0].type == "CHANGED" and events[0].path == "/zookeeper/config"
         # the removed server learns the new configuration as well
         agreed_config(ens, [removed], new["version"])
@@ -196,7 +177,7 @@ def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
         spec = (f"server.{removed}=127.0.0.1:{ens.quorum_ports[removed]}:"
                 f"{ens.election_ports[removed]}:participant;127.0.0.1:{ens[removed].port}")
         follower = next(s for s in remaining if s != leader)
-        with client(ens[follower].address, admin=True) as zk:
+        with client(ens[follower].address, auth_data=ADMIN) as zk:
             data, stat = zk.reconfig(joining=spec, leaving=None, new_members=None)
         added = config_of(data)
         assert added[f"server.{removed}"] == spec.split("=", 1)[1]
@@ -209,20 +190,19 @@ def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
         assert cfg.config_version == int(added["version"], 16)
         ens[removed].stop()
         ens[removed].write_config = lambda: None  # type: ignore[method-assign] # keep its files
-        ens[removed].start(wait=False)
-        ens[removed].wait_ready(60)
+        rejoin(ens[removed], 60)
         assert agreed_config(ens, [1, 2, 3], added["version"]) == added
         assert not (ens[removed].data_dir / "zoo.cfg.dynamic.next").exists()
 
 
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_reconfig_errors(tmp_path: Path, kinds: dict[int, str]) -> None:
-    _needs_apache(kinds)
+    require_reference_for(*kinds.values())
     ens = make(tmp_path, kinds)
     with ens:
         leader = ens.wait_leader()
         start = agreed_config(ens, [1, 2, 3])
-        with client(ens[leader].address, admin=True) as zk:
+        with client(ens[leader].address, auth_data=ADMIN) as zk:
             # fewer than two voters left
             with pytest.raises(BadArgumentsError):
                 zk.reconfig(joining=None, leaving="1,2", new_members=None)
@@ -254,21 +234,21 @@ def test_standalone_reconfig_is_unimplemented(tmp_path: Path) -> None:
 def test_remove_the_leader(tmp_path: Path, kinds: dict[int, str]) -> None:
     """The leader removes itself: another voter of the new configuration leads it,
     and the remaining pair agrees on the configuration and takes writes."""
-    _needs_apache(kinds)
+    require_reference_for(*kinds.values())
     ens = make(tmp_path, kinds)
     with ens:
         leader = ens.wait_leader()
         agreed_config(ens, [1, 2, 3])
-        with client(ens[leader].address, admin=True) as zk:
+        with client(ens[leader].address, auth_data=ADMIN) as zk:
             data, _stat = zk.reconfig(joining=None, leaving=str(leader), new_members=None)
         new = config_of(data)
         assert f"server.{leader}" not in new
         remaining = [s for s in ens.servers if s != leader]
         assert agreed_config(ens, remaining, new["version"]) == new
-        wait_for(lambda: {ens.mode(s) for s in remaining} == {"leader", "follower"},
-                 what="a leader among the remaining members")
+        wait_for_slow(lambda: {ens.mode(s) for s in remaining} == {"leader", "follower"},
+                      what="a leader among the remaining members")
         # the old leader stays on as a non-voting follower of the new one
-        wait_for(lambda: ens.mode(leader) == "follower", what="the old leader to follow")
+        wait_for_slow(lambda: ens.mode(leader) == "follower", what="the old leader to follow")
         agreed_config(ens, [leader], new["version"])
         with client(ens.hosts(remaining)) as zk:
             zk.create("/after-leader-left", b"x")
@@ -285,7 +265,7 @@ def test_a_new_server_joins(tmp_path: Path, kinds: dict[int, str]) -> None:
     """A fourth server started with the ensemble's lines plus its own adopts the
     ensemble's (newer) configuration, follows without a vote, and becomes a
     voter through reconfig -add."""
-    _needs_apache(kinds)
+    require_reference_for(*kinds.values())
     ens = make(tmp_path, kinds)
     for sid in (1, 2, 3):
         del ens[sid].extra_cfg["server.4"]
@@ -296,13 +276,12 @@ def test_a_new_server_joins(tmp_path: Path, kinds: dict[int, str]) -> None:
     try:
         start = agreed_config(ens, [1, 2, 3])
         assert "server.4" not in start
-        ens[4].start(wait=False)
-        ens[4].wait_ready(60)
+        rejoin(ens[4], 60)
         assert agreed_config(ens, [4], start["version"]) == start
         assert ens.mode(4) == "follower"
         spec = (f"server.4=127.0.0.1:{ens.quorum_ports[4]}:{ens.election_ports[4]}"
                 f":participant;127.0.0.1:{ens[4].port}")
-        with client(ens.hosts([1, 2, 3]), admin=True) as zk:
+        with client(ens.hosts([1, 2, 3]), auth_data=ADMIN) as zk:
             data, _stat = zk.reconfig(joining=spec, leaving=None, new_members=None)
         new = config_of(data)
         assert new["server.4"] == spec.split("=", 1)[1]
@@ -319,7 +298,7 @@ def test_a_new_server_joins(tmp_path: Path, kinds: dict[int, str]) -> None:
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_non_incremental_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None:
     """newMembers replaces the member list (commas between lines), as a super user."""
-    _needs_apache(kinds)
+    require_reference_for(*kinds.values())
     ens = make(tmp_path, kinds)
     with ens:
         leader = ens.wait_leader()
@@ -327,7 +306,7 @@ def test_non_incremental_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None
         keep = [s for s in ens.servers if s != leader][:1] + [leader]
         members = ",".join(f"server.{s}={start[f'server.{s}']};127.0.0.1:{ens[s].port}"
                            for s in sorted(keep))
-        with client(ens[leader].address, admin=True) as zk:
+        with client(ens[leader].address, auth_data=ADMIN) as zk:
             data, stat = zk.reconfig(joining=None, leaving=None, new_members=members,
                                      from_config=int(start["version"], 16))
         new = config_of(data)

@@ -10,8 +10,9 @@ import pytest
 
 from pyzk.jute import records as R
 from pyzk.jute.constants import OpCode
-from pyzk.testing.servers import Ensemble, require_reference
+from pyzk.testing.servers import Ensemble
 from pyzk.testing.wire import ConnectionClosed, connect
+from tests.ensemble.helpers import SESSION_CFG, require_reference_for
 
 OPEN = [R.ACL(31, R.Id("world", "anyone"))]
 
@@ -47,9 +48,7 @@ def _scenario(ens: Ensemble) -> tuple[str, bool, int]:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind", ["pyzk", "apache"])
 def test_write_through_the_old_server_after_a_move(tmp_path: Path, kind: str) -> None:
-    if kind == "apache":
-        require_reference()
-    ens = Ensemble(tmp_path, {1: kind, 2: kind, 3: kind},
-                   extra_cfg={"maxSessionTimeout": "20000"})
+    require_reference_for(kind)
+    ens = Ensemble(tmp_path, {1: kind, 2: kind, 3: kind}, extra_cfg=SESSION_CFG)
     with ens:
         assert _scenario(ens) == ("closed", False, 0)
