@@ -105,7 +105,24 @@ def apache_dir(tmp_path_factory: pytest.TempPathFactory):
     return d, view, sid2, timeout2
 
 
-def test_recover_from_apache_data_dir(apache_dir) -> None:
+def _apache_digest_mismatches(d: Path, work: Path) -> int:
+    """How many digest mismatches Apache itself counts loading a copy of ``d`` (mntr)."""
+    shutil.copytree(d, work)
+    srv = ApacheServer(work, jvm_flags=EXT)
+    srv.start()
+    try:
+        mntr = dict(line.split("\t", 1) for line in srv.four_letter("mntr").splitlines()
+                    if "\t" in line)
+    finally:
+        srv.kill()
+    return int(mntr["zk_digest_mismatches_count"])
+
+
+def test_recover_from_apache_data_dir(apache_dir, tmp_path: Path) -> None:
+    """Apache's newest snapshot is fuzzy (taken while txns applied) and its
+    quota counts are recomputed on load, so whether the tree digest Apache
+    logged matches after a reload depends on what the snapshot caught: Apache's
+    own reload of the same files must count as many mismatches as ours."""
     d, view, sid2, timeout2 = apache_dir
     assert len(find_snapshots(d)) >= 3
     assert len(list(version_dir(d).glob("log.*"))) >= 3
@@ -114,7 +131,10 @@ def test_recover_from_apache_data_dir(apache_dir) -> None:
     assert tree_view(r.tree) == view
     assert r.sessions.get(sid2) == timeout2
     assert "/app/eph" in r.tree.get_ephemerals(sid2)
-    assert r.digest_mismatches == []
+    assert r.digests_checked > 0
+    apache = _apache_digest_mismatches(d, tmp_path / "apache")
+    assert len(r.digest_mismatches) == apache, (
+        f"pyzk: digest mismatches at {[hex(z) for z in r.digest_mismatches]}, Apache {apache}")
     assert r.last_zxid == max(e.hdr.zxid for e in iter_txns(d))
 
 
@@ -160,6 +180,17 @@ def _node_section(b: bytes) -> tuple[bytes, list[bytes]]:
     return b[:snap_pos], recs
 
 
+def _quota_stats(records: list[bytes]) -> dict[str, bytes]:
+    """The quota ``zookeeper_stats`` records among raw node records, by path."""
+    out = {}
+    for r in records:
+        n = int.from_bytes(r[:4], "big")
+        path = r[4 : 4 + n].decode()
+        if path.startswith("/zookeeper/quota/") and path.endswith("/zookeeper_stats"):
+            out[path] = r
+    return out
+
+
 def _nodes_start(b: bytes) -> int:
     import struct
 
@@ -186,6 +217,13 @@ def test_apache_snapshots_reserialize_identically(apache_dir) -> None:
     iterate its children in an order that a reload (by Apache or by us)
     does not reproduce; for those the same records must come out, and the
     bytes must match wherever the order does.
+
+    One record may differ by design: a quota's ``zookeeper_stats`` node.
+    Apache keeps its counts in memory as txns apply and, loading a snapshot,
+    recomputes them from the subtree (DataTree.setupQuota); a snapshot taken
+    while the quota was new holds the counts the client wrote, and a reload
+    (Apache's or ours) replaces them. Whether a snapshot of this run caught
+    that moment depends on timing, so those records are compared by path.
     """
     d = apache_dir[0]
     identical = 0
@@ -196,6 +234,12 @@ def test_apache_snapshots_reserialize_identically(apache_dir) -> None:
         ours, theirs = buf.getvalue(), path.read_bytes()
         (p1, n1), (p2, n2) = _node_section(ours), _node_section(theirs)
         assert p1 == p2, path.name
+        s1, s2 = _quota_stats(n1), _quota_stats(n2)
+        assert s1.keys() == s2.keys(), path.name
+        if s1 != s2:  # counts recomputed on load: the rest must still be Apache's
+            assert sorted(r for r in n1 if r not in s1.values()) == sorted(
+                r for r in n2 if r not in s2.values()), path.name
+            continue
         assert sorted(n1) == sorted(n2), path.name
         if n1 == n2:
             assert ours == theirs, _first_difference(path.name, ours, theirs, p1, n1)
