@@ -111,8 +111,9 @@ _DELETED = int(EventType.NodeDeleted)
 _DATA_CHANGED = int(EventType.NodeDataChanged)
 _CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
 
-# Sub-transaction record types of a multi, as DataTree decodes them.
-_MULTI_RECORDS: dict[int, type[Record]] = {
+#: Sub-transaction record types of a multi, as DataTree.processTxn decodes
+#: them (any other type is "Invalid type of op"; create2 arrives as create).
+MULTI_RECORDS: dict[int, type[Record]] = {
     OpCode.create: CreateTxn,
     OpCode.createTTL: CreateTTLTxn,
     OpCode.createContainer: CreateContainerTxn,
@@ -803,7 +804,7 @@ class DataTree:
         post_failed = False
         for sub in subtxns:
             st = sub.type
-            cls = _MULTI_RECORDS.get(st)
+            cls = MULTI_RECORDS.get(st)
             if cls is None:
                 raise _BadMulti(f"Invalid type of op: {st}")
             try:

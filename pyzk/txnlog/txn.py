@@ -19,6 +19,7 @@ as a CheckVersionTxn (DataTree ignores it) so such logs replay.
 
 from __future__ import annotations
 
+from pyzk.datatree.tree import MULTI_RECORDS
 from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError, Truncated
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import (
@@ -61,18 +62,9 @@ TXN_RECORDS: dict[int, type[Record]] = {
     OpCode.check: CheckVersionTxn,
 }
 
-# Sub-txn type -> record class inside a MultiTxn (DataTree.processTxn's multi branch).
-MULTI_SUB_RECORDS: dict[int, type[Record]] = {
-    OpCode.create: CreateTxn,
-    OpCode.create2: CreateTxn,
-    OpCode.createTTL: CreateTTLTxn,
-    OpCode.createContainer: CreateContainerTxn,
-    OpCode.delete: DeleteTxn,
-    OpCode.deleteContainer: DeleteTxn,
-    OpCode.setData: SetDataTxn,
-    OpCode.error: ErrorTxn,
-    OpCode.check: CheckVersionTxn,
-}
+# Sub-txn type -> record class inside a MultiTxn: the tree's table, and a
+# create2 sub-txn (which pyzk and Apache never log, but a reader need not refuse).
+MULTI_SUB_RECORDS: dict[int, type[Record]] = {**MULTI_RECORDS, OpCode.create2: CreateTxn}
 
 
 class UnsupportedTxn(JuteError):
