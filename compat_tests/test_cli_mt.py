@@ -8,7 +8,6 @@ elapsed times and session ids masked; zxids, versions and rc codes kept).
 from __future__ import annotations
 
 import collections
-import os
 import re
 import subprocess
 import time
@@ -21,7 +20,7 @@ from pyzk.testing.servers import (
     CLI_MT,
     SERVER_CLASSES,
     ServerProcess,
-    require_reference,
+    require_reference_tool,
     second_kind,
 )
 
@@ -60,9 +59,7 @@ def run_cli_mt(srv: ServerProcess, script: str) -> collections.Counter[str]:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    require_reference()
-    if not os.path.exists(CLI_MT):
-        pytest.skip("cli_mt not installed")
+    require_reference_tool(CLI_MT, "cli_mt")
     servers: list[ServerProcess] = []
     try:
         for kind in ("apache", SECOND):

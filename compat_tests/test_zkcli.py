@@ -20,7 +20,7 @@ from pyzk.testing.servers import (
     SERVER_CLASSES,
     ZKCLI,
     ServerProcess,
-    require_reference,
+    require_reference_tool,
     second_kind,
 )
 
@@ -52,9 +52,7 @@ def run_cli(srv: ServerProcess, script: str) -> collections.Counter[str]:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    require_reference()
-    if not os.path.exists(ZKCLI):
-        pytest.skip("zkCli.sh not installed")
+    require_reference_tool(ZKCLI, "zkCli.sh")
     servers: list[ServerProcess] = []
     try:
         for kind in ("apache", SECOND):

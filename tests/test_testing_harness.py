@@ -328,3 +328,21 @@ def test_apache_first_session_is_zxid_one_after_readiness_probe(tmp_path: Path) 
         c.connect(srv.host, srv.port)
         assert c.ping().zxid == 1
         c.close()
+
+
+def test_a_missing_reference_tool_skips_or_fails(monkeypatch, tmp_path) -> None:
+    """zkCli.sh / cli_mt tests skip on a laptop without them and fail under CI."""
+    from pyzk.testing import servers
+
+    monkeypatch.setattr(servers, "apache_available", lambda: True)
+    missing = str(tmp_path / "cli_mt")
+    monkeypatch.delenv("PYZK_REQUIRE_REFERENCE", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="cli_mt is not installed"):
+        servers.require_reference_tool(missing, "cli_mt")
+    monkeypatch.setenv("PYZK_REQUIRE_REFERENCE", "1")
+    with pytest.raises(pytest.fail.Exception, match="cli_mt is not installed"):
+        servers.require_reference_tool(missing, "cli_mt")
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    servers.require_reference_tool(str(tool), "tool")  # present: no skip, no failure

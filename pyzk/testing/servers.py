@@ -62,14 +62,25 @@ def require_reference() -> None:
     CI sets PYZK_REQUIRE_REFERENCE=1 so a broken Apache install cannot turn
     the whole differential suite into silent skips.
     """
-    import pytest
-
     if apache_available():
         return
-    msg = (
+    _reference_missing(
         "Apache ZooKeeper 3.8 reference is not installed (need java and "
         f"{', '.join(APACHE_JARS)}; apt-get install zookeeper zookeeper-bin)"
     )
+
+
+def require_reference_tool(path: str, what: str) -> None:
+    """Like require_reference, for one of Apache's programs (zkCli.sh, cli_mt):
+    a missing one skips the test, or fails it under PYZK_REQUIRE_REFERENCE=1."""
+    require_reference()
+    if not os.access(path, os.X_OK):
+        _reference_missing(f"{what} is not installed at {path} (apt-get install zookeeper-bin)")
+
+
+def _reference_missing(msg: str) -> None:
+    import pytest
+
     if os.environ.get("PYZK_REQUIRE_REFERENCE") == "1":
         pytest.fail(msg)
     pytest.skip(msg)
