@@ -141,6 +141,7 @@ def test_find_snapshots_newest_valid_first(tmp_path: Path) -> None:
 def test_snappy_is_reported_unsupported(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedSnapshot):
         write_snapshot(tmp_path / "snapshot.1.snappy", DataTree(), {}, 1)
+    assert list(tmp_path.iterdir()) == []  # refused before any file was made
     (tmp_path / "snapshot.1.snappy").write_bytes(b"\x82SNAPPY\x00" + bytes(8))
     assert is_valid_snapshot(tmp_path / "snapshot.1.snappy")
     with pytest.raises(UnsupportedSnapshot):
