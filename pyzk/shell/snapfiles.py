@@ -19,12 +19,11 @@ from pyzk.txnlog.names import SNAPSHOT_PREFIX, zxid_from_name
 from pyzk.txnlog.snapshot import (
     HEAD_NEEDED,
     Snapshot,
-    UnsupportedSnapshot,
     ZxidDigest,
-    compression_of,
     decode_stream,
     looks_valid,
     parse_snapshot,
+    write_method,
     write_stream,
 )
 
@@ -48,12 +47,11 @@ def write_snapshot(
     path = Path(path)
     if zxid is not None and zxid_from_name(path.name, SNAPSHOT_PREFIX) not in (-1, zxid):
         raise ValueError(f"snapshot name {path.name} does not carry zxid {zxid:#x}")
-    if compression_of(path.name) == "snappy":  # refused before a temp file exists
-        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
+    method = write_method(path.name)  # snappy is refused before a temp file exists
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as raw:
-        write_stream(raw, path.name, tree, sessions, digest=digest)
+        write_stream(raw, method, tree, sessions, digest=digest)
         raw.flush()
         if fsync:
             os.fsync(raw.fileno())

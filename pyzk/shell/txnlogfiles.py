@@ -233,11 +233,9 @@ def scan_file(
     """
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if size < HEADER_LEN:
-            check_header(b"", size, path)  # raises BadLogFile
+        check_header(f.read(HEADER_LEN), size, path)  # before mmap, which refuses 0 bytes
         buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        check_header(buf[:HEADER_LEN], size, path)
         yield from scan_records(buf, size, path, digest_enabled, maxbuf)
     finally:
         buf.close()

@@ -398,18 +398,27 @@ def looks_valid(name: str, size: int, head: bytes, tail: bytes) -> bool:
 HEAD_NEEDED = len(_SNAPPY_MAGIC)
 
 
+def write_method(name: str) -> str:
+    """The compression a snapshot file called ``name`` is written with ("" or "gz").
+
+    UnsupportedSnapshot for snappy, so the shell can refuse before it
+    creates any file.
+    """
+    method = compression_of(name)
+    if method == "snappy":
+        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
+    return method
+
+
 def write_stream(
     raw: BinaryIO,
-    name: str,
+    method: str,
     tree: DataTree,
     sessions: Mapping[int, int],
     *,
     digest: ZxidDigest | None | bool = True,
 ) -> int:
-    """Serialize into the open file ``raw``, compressed as ``name`` says; the node count."""
-    method = compression_of(name)
-    if method == "snappy":
-        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
+    """Serialize into the open file ``raw`` with ``method`` (see write_method); the node count."""
     if method == "gz":
         with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
             return serialize_snapshot(gz, tree, sessions, digest=digest)
