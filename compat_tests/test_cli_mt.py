@@ -24,6 +24,8 @@ from pyzk.testing.servers import (
     second_kind,
 )
 
+pytestmark = [pytest.mark.server, pytest.mark.reference]
+
 SECOND = second_kind()
 _DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ [\d:]+ \d{4}")
 _MSEC = re.compile(r"time = \d+ msec")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import pytest
+
 from pyzk.jute import records as R
 from pyzk.jute.constants import OpCode, Perms
 from pyzk.testing.scenario import Outcome, auth, connect, create, op
+
+pytestmark = [pytest.mark.server, pytest.mark.reference]
 
 
 def digest(user: str, password: str) -> str:

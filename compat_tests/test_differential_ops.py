@@ -7,6 +7,8 @@ rather than comparing two identical nothings.
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.jute import records as R
 from pyzk.jute.constants import AddWatchMode, CreateMode, OpCode, WatcherType
 from pyzk.testing.scenario import (
@@ -21,6 +23,8 @@ from pyzk.testing.scenario import (
     sleep,
 )
 from pyzk.testing.wire import frame
+
+pytestmark = [pytest.mark.server, pytest.mark.reference]
 
 
 def result(o: Outcome, i: int) -> tuple:

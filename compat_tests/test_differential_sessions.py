@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.jute import records as R
 from pyzk.jute.constants import AddWatchMode, CreateMode, EventType, OpCode
 from pyzk.testing.scenario import (
@@ -16,6 +18,8 @@ from pyzk.testing.scenario import (
     wait_event,
 )
 from pyzk.testing.wire import XID_SET_WATCHES
+
+pytestmark = [pytest.mark.server, pytest.mark.reference]
 
 
 def events(o: Outcome, session: str) -> list[tuple[int, str]]:

@@ -21,6 +21,8 @@ from pyzk.testing.scenario import create
 from pyzk.testing.servers import SERVER_CLASSES, ServerProcess, require_reference, second_kind
 from pyzk.testing.wire import WireClient
 
+pytestmark = [pytest.mark.server, pytest.mark.reference]
+
 SECOND = second_kind()
 _KV = re.compile(r"^([A-Za-z_][\w./ -]*?)(: |=|\t|:)(.*)$")
 _DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ [\d:]+ \w+ \d{4}")

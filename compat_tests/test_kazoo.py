@@ -35,6 +35,8 @@ from kazoo.security import make_digest_acl
 
 from pyzk.testing.servers import ServerProcess
 
+pytestmark = [pytest.mark.server, pytest.mark.reference]
+
 WAIT = 10.0
 
 

@@ -35,6 +35,7 @@ from pyzk.jute.records import (
 # --- statistics --------------------------------------------------------------
 
 
+@pytest.mark.pure
 def test_nearest_rank_percentile_on_known_samples() -> None:
     s = list(range(1, 101))
     assert percentile(s, 50) == 50
@@ -52,6 +53,7 @@ def test_nearest_rank_percentile_on_known_samples() -> None:
         percentile(s, 101)
 
 
+@pytest.mark.pure
 def test_histogram_percentiles_within_one_bucket_of_exact() -> None:
     rng = random.Random(5)
     samples = sorted(rng.lognormvariate(math.log(1e-3), 1.0) for _ in range(20000))
@@ -68,6 +70,7 @@ def test_histogram_percentiles_within_one_bucket_of_exact() -> None:
     assert h.percentile(0) == samples[0]
 
 
+@pytest.mark.pure
 def test_histogram_microsecond_steps() -> None:
     h = Histogram()
     for us in range(1, 1001):
@@ -77,6 +80,7 @@ def test_histogram_microsecond_steps() -> None:
     assert h.percentile(99.9) == pytest.approx(999e-6, rel=0.01)
 
 
+@pytest.mark.pure
 def test_histogram_weighted_add_merge_and_state() -> None:
     a, b = Histogram(), Histogram()
     a.add(0.002, 3)
@@ -98,6 +102,7 @@ def test_histogram_weighted_add_merge_and_state() -> None:
     assert math.isnan(Histogram().percentile(50))
 
 
+@pytest.mark.pure
 def test_histogram_buckets_contain_their_values() -> None:
     for v in (1.5e-6, 3.3e-5, 1e-3, 0.123, 7.0, 999.0):
         lo, hi = Histogram.bucket_bounds(Histogram.bucket(v))
@@ -107,6 +112,7 @@ def test_histogram_buckets_contain_their_values() -> None:
 # --- frames ------------------------------------------------------------------
 
 
+@pytest.mark.pure
 def test_ring_frames_decode_back_to_the_requests() -> None:
     ops = [frames.get_data("/a", False), frames.set_data("/bb", b"xyz", 4),
            frames.create("/c", b"d", CreateMode.PERSISTENT_SEQUENTIAL),
@@ -122,6 +128,7 @@ def test_ring_frames_decode_back_to_the_requests() -> None:
     assert body.acl[0].id.scheme == "world" and body.acl[0].perms == 31
 
 
+@pytest.mark.pure
 def test_ring_take_wraps_and_concatenates() -> None:
     ops = [frames.get_data(f"/n{i}") for i in range(5)]
     ring = FrameRing(ops)
@@ -140,6 +147,7 @@ def test_ring_take_wraps_and_concatenates() -> None:
         FrameRing([])
 
 
+@pytest.mark.pure
 def test_connect_and_special_frames() -> None:
     f = frames.connect_frame(30000, read_only=True)
     payload = f[4:]
@@ -151,6 +159,7 @@ def test_connect_and_special_frames() -> None:
     assert (hdr.xid, hdr.type, body) == (-2, OpCode.ping, None)
 
 
+@pytest.mark.pure
 def test_workload_rings_send_what_they_say() -> None:
     p = Params(nodes=50)
     mix = [decode_request(f)[1] for f in _frames_of("mix", 3, p)]
@@ -195,6 +204,7 @@ def _reply(xid: int, err: int = 0, body: bytes = b"") -> bytes:
     return REPLY_HEAD.pack(16 + len(body), xid, 5, err) + body
 
 
+@pytest.mark.pure
 def test_load_connection_accounts_every_reply_exactly() -> None:
     async def scenario() -> None:
         clock = _Clock(window_start=0.0, window_end=math.inf, send_end=math.inf)
@@ -237,6 +247,7 @@ def test_load_connection_accounts_every_reply_exactly() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.pure
 def test_replies_outside_the_window_are_not_measured() -> None:
     async def scenario() -> None:
         clock = _Clock(window_start=math.inf, window_end=math.inf, send_end=math.inf)
@@ -255,6 +266,7 @@ def test_replies_outside_the_window_are_not_measured() -> None:
 # --- end to end against the null server (counts only, no timing) -------------
 
 
+@pytest.mark.server
 def test_run_workload_and_raw_client_against_null_server() -> None:
     with NullServer() as srv:
         res = run_workload("127.0.0.1", srv.port, "get", connections=4, window=8,
@@ -276,6 +288,7 @@ def _result(workload: str, ops: int, latency: float, errors: int = 0) -> Result:
     return Result(workload, ops, 10.0, h, errors=errors, client_cpu=1.0, server_cpu=5.0)
 
 
+@pytest.mark.pure
 def test_table_ratio_marks_and_notes() -> None:
     a, p = Cell(), Cell()
     a.results = [_result("get", 1_000_000, 0.002), _result("get", 3_000_000, 0.002)]
@@ -296,12 +309,14 @@ def test_table_ratio_marks_and_notes() -> None:
     assert "n/a" in missing and "set/pyzk: did not start: x" in missing
 
 
+@pytest.mark.pure
 def test_proc_readers_parse_our_own_process() -> None:
     pid = os.getpid()
     assert proc_cpu_seconds(pid) > 0
     assert proc_status_kib(pid, "VmHWM") >= proc_status_kib(pid, "VmRSS") > 0
 
 
+@pytest.mark.pure
 def test_scale_creates_parents_before_children() -> None:
     ops = list(creates(2500, b"d"))
     paths = [body.path for _, body in ops]
@@ -313,6 +328,7 @@ def test_scale_creates_parents_before_children() -> None:
     assert len(set(paths)) == len(paths)
 
 
+@pytest.mark.pure
 def test_table_reports_watch_fanout_median() -> None:
     cell = Cell()
     for ms in (12.0, 8.0, 10.0):

@@ -67,6 +67,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 # arguments
 
 
+@pytest.mark.pure
 def test_usage_for_unknown_command() -> None:
     rc, out, err = run(["bogus"])
     assert rc == 1 and out == ""
@@ -74,6 +75,7 @@ def test_usage_for_unknown_command() -> None:
     assert run([])[0] == 1
 
 
+@pytest.mark.pure
 def test_version() -> None:
     rc, out, _ = run(["version"])
     assert rc == 0 and out.startswith("pyzk ") and "Apache ZooKeeper 3.8.0" in out
@@ -82,6 +84,7 @@ def test_version() -> None:
     assert cli.tool_main(["frobnicate"], out=io.StringIO()) == 1
 
 
+@pytest.mark.pure
 def test_config_path_resolution(tmp_path: Path) -> None:
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "zoo.cfg").write_text("")
@@ -109,6 +112,7 @@ def test_config_path_resolution(tmp_path: Path) -> None:
     assert cli.resolve_config_path("zoo.cfg", None, {}, str(tmp_path / "conf")) == "zoo.cfg"
 
 
+@pytest.mark.pure
 def test_parse_args_with_config_dir(tmp_path: Path) -> None:
     inv = cli.parse_args(["--config", str(tmp_path), "status"], {}, "zkServer.py")
     assert inv.command == "status"
@@ -116,6 +120,7 @@ def test_parse_args_with_config_dir(tmp_path: Path) -> None:
     assert cli.parse_args(["nope", "x.cfg"], {}, "zkServer.py").command is None
 
 
+@pytest.mark.pure
 def test_print_cmd(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path)
     rc, out, _ = run(["print-cmd", str(cfg)], {"ZOO_LOG_DIR": str(tmp_path / "logs")})
@@ -124,6 +129,7 @@ def test_print_cmd(tmp_path: Path) -> None:
     assert f'> "{tmp_path / "logs"}/zookeeper-' in out and out.rstrip().endswith("< /dev/null")
 
 
+@pytest.mark.pure
 def test_jvm_flags_join_server_and_plain() -> None:
     env = {"SERVER_JVMFLAGS": "-Da=1", "JVMFLAGS": "-Db=2"}
     assert cli.jvm_flags(env) == "-Da=1 -Db=2"
@@ -134,6 +140,7 @@ def test_jvm_flags_join_server_and_plain() -> None:
 # status
 
 
+@pytest.mark.server
 def test_status_not_running(tmp_path: Path) -> None:
     port = free_port()
     cfg = make_cfg(tmp_path, port=None, body=f"clientPort={port}\n")
@@ -146,6 +153,7 @@ def test_status_not_running(tmp_path: Path) -> None:
     assert f"Using config: {cfg}" in err
 
 
+@pytest.mark.server
 def test_status_secure_port_only(tmp_path: Path) -> None:
     port = free_port()
     cfg = make_cfg(tmp_path, body=f"secureClientPort={port}\n")
@@ -158,6 +166,7 @@ def test_status_secure_port_only(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.pure
 def test_status_without_any_port(tmp_path: Path) -> None:
     rc, out, _ = run(["status", str(make_cfg(tmp_path))])
     assert rc == 1
@@ -191,6 +200,7 @@ def fake_srvr() -> Iterator[int]:
     thread.join(5)
 
 
+@pytest.mark.server
 def test_status_running_prints_mode(tmp_path: Path, fake_srvr: int) -> None:
     cfg = make_cfg(tmp_path, port=fake_srvr)
     rc, out, _ = run(["status", str(cfg)])
@@ -205,6 +215,7 @@ def test_status_running_prints_mode(tmp_path: Path, fake_srvr: int) -> None:
 # pid file, start and stop without a server
 
 
+@pytest.mark.pure
 def test_stop_without_pid_file(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path)
     rc, out, _ = run(["stop", str(cfg)])
@@ -213,6 +224,7 @@ def test_stop_without_pid_file(tmp_path: Path) -> None:
     assert out == f"Stopping zookeeper ... no zookeeper to stop (could not find file {pid_file})\n"
 
 
+@pytest.mark.server
 def test_stop_terminates_the_pid_file_process(
     tmp_path: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
@@ -225,6 +237,7 @@ def test_stop_terminates_the_pid_file_process(
     assert not cli.pid_alive(sleeper.pid)
 
 
+@pytest.mark.server
 def test_stop_with_stale_pid(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     sleeper.kill()
     sleeper.wait()
@@ -237,6 +250,7 @@ def test_stop_with_stale_pid(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -
     assert not pid_file.exists()
 
 
+@pytest.mark.server
 def test_zoopidfile_is_honoured(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     cfg = make_cfg(tmp_path, port=free_port())
     pid_file = tmp_path / "run" / "zk.pid"
@@ -251,6 +265,7 @@ def test_zoopidfile_is_honoured(tmp_path: Path, sleeper: subprocess.Popen[bytes]
     assert sleeper.wait(10) == -signal.SIGTERM
 
 
+@pytest.mark.server
 def test_pid_alive() -> None:
     assert cli.pid_alive(os.getpid())
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -260,6 +275,7 @@ def test_pid_alive() -> None:
     assert not cli.pid_alive(proc.pid)  # an exited (zombie) child is not alive
 
 
+@pytest.mark.server
 def test_start_with_invalid_config(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, port=free_port(), body="tickTime=fast\n")
     rc, out, err = run(["start", str(cfg)])
@@ -268,6 +284,7 @@ def test_start_with_invalid_config(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "zookeeper_server.pid").exists()
 
 
+@pytest.mark.server
 def test_start_fails_when_port_is_taken(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -286,6 +303,7 @@ def test_start_fails_when_port_is_taken(tmp_path: Path) -> None:
 # start-foreground runs pyzk.shell.main.serve
 
 
+@pytest.mark.server
 def test_start_foreground_invalid_config(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, port=free_port(), body="minSessionTimeout=9\nmaxSessionTimeout=8\n")
     rc, _, err = run(["start-foreground", str(cfg)])
@@ -293,6 +311,7 @@ def test_start_foreground_invalid_config(tmp_path: Path) -> None:
     assert "Invalid config, exiting abnormally" in err
 
 
+@pytest.mark.server
 def test_start_foreground_hands_config_to_serve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,6 +333,7 @@ def test_start_foreground_hands_config_to_serve(
     assert seen[0].client_port == port and seen[0].skip_acl and seen[0].jute_maxbuffer == 1000
 
 
+@pytest.mark.pure
 def test_log_format_is_apache_like() -> None:
     import logging
 
@@ -324,6 +344,7 @@ def test_log_format_is_apache_like() -> None:
     assert record.levelname == "WARNING"
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize(
     ("value", "level"), [("WARN", 30), ("debug", 10), ("ERROR", 40), ("bogus", 20), (None, 20)]
 )
@@ -364,6 +385,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], int]]:
         os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.server
 def test_start_stop_real_server(daemon: tuple[Path, dict[str, str], int]) -> None:
     cfg, env, port = daemon
     pid_file = cfg.parent / "data" / "zookeeper_server.pid"
@@ -389,6 +411,7 @@ def test_start_stop_real_server(daemon: tuple[Path, dict[str, str], int]) -> Non
     assert rc == 1 and out.splitlines()[-1] == NOT_RUNNING
 
 
+@pytest.mark.server
 def test_status_real_server(daemon: tuple[Path, dict[str, str], int]) -> None:
     cfg, env, port = daemon
     assert run(["start", str(cfg)], env)[0] == 0

@@ -16,6 +16,8 @@ from pyzk.quorum.wire import PROTOCOL_VERSION_V2, encode_frame, encode_initial_m
 from pyzk.testing.faultproxy import FaultProxy, election_hello, route_ensemble
 from pyzk.testing.servers import Ensemble
 
+pytestmark = pytest.mark.server
+
 
 class _Echo(socketserver.BaseRequestHandler):
     def handle(self) -> None:

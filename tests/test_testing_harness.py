@@ -77,6 +77,7 @@ class DeadServer(ServerProcess):
         return [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
 
 
+@pytest.mark.server
 def test_server_process_lifecycle(tmp_path: Path) -> None:
     srv = FakeServer(tmp_path / "d", extra_cfg={"tickTime": "500", "foo": "bar"})
     with srv:
@@ -97,6 +98,7 @@ def test_server_process_lifecycle(tmp_path: Path) -> None:
     assert "fake listening" in srv.log_path.read_text()
 
 
+@pytest.mark.server
 def test_server_that_dies_reports_its_log(tmp_path: Path) -> None:
     srv = DeadServer(tmp_path / "d")
     with pytest.raises(ServerError, match="exited with 3") as ei:
@@ -105,6 +107,7 @@ def test_server_that_dies_reports_its_log(tmp_path: Path) -> None:
     assert not srv.running()
 
 
+@pytest.mark.server
 def test_server_never_ready_is_killed(tmp_path: Path) -> None:
     class Silent(ServerProcess):
         def command(self) -> list[str]:
@@ -116,6 +119,7 @@ def test_server_never_ready_is_killed(tmp_path: Path) -> None:
     assert not srv.running()
 
 
+@pytest.mark.server
 def test_free_port_is_bindable() -> None:
     p = free_port()
     with socket.socket() as s:
@@ -180,6 +184,7 @@ def event(etype: int, path: str) -> bytes:
     return reply(-1, -1, 0, R.WatcherEvent(etype, 3, path).to_bytes())
 
 
+@pytest.mark.server
 def test_wire_handshake_events_and_order(peer: ScriptedPeer) -> None:
     resp = R.ConnectResponse(0, 4000, 0x1234_0000_0001, b"p" * 16).to_bytes()
     stat = R.Stat(2, 2, 1, 1, 0, 0, 0, 0, 1, 0, 2)
@@ -211,6 +216,7 @@ def test_wire_handshake_events_and_order(peer: ScriptedPeer) -> None:
         c.call(OpCode.exists, R.ExistsRequest("/x", False))
 
 
+@pytest.mark.server
 def test_wire_old_client_handshake_has_no_readonly_byte(peer: ScriptedPeer) -> None:
     resp = R.ConnectResponse(0, 0, 0, bytes(16)).to_bytes()
     peer.script += [[resp]]
@@ -222,6 +228,7 @@ def test_wire_old_client_handshake_has_no_readonly_byte(peer: ScriptedPeer) -> N
     c.close()
 
 
+@pytest.mark.pure
 def test_multi_codec_round_trip() -> None:
     ops = [
         (OpCode.check, R.CheckVersionRequest("/a", 1)),
@@ -265,6 +272,7 @@ def test_multi_codec_round_trip() -> None:
 # --- normalisation --------------------------------------------------------
 
 
+@pytest.mark.pure
 def test_normaliser_masks_times_and_names_sessions() -> None:
     n = S._Normaliser()
     sid = 0x1000_0ABC_0000_0001
@@ -282,6 +290,7 @@ def test_normaliser_masks_times_and_names_sessions() -> None:
     assert n(R.ConnectResponse(0, 1, sid, b"x" * 16))[1]["passwd"] == "<16 bytes>"
 
 
+@pytest.mark.pure
 def test_assert_same_reports_both_sides() -> None:
     a = S.Outcome([("create", "a", ("OK", 2, None))], {"a": [("reply", 1, "OK")]})
     b = S.Outcome([("create", "a", ("NONODE", 2, None))], {"a": [("reply", 1, "NONODE")]})
@@ -306,6 +315,7 @@ SCENARIO = [
 ]
 
 
+@pytest.mark.reference
 def test_two_fresh_apache_servers_give_equal_outcomes(tmp_path: Path) -> None:
     require_reference()
     outcomes = []
@@ -321,6 +331,7 @@ def test_two_fresh_apache_servers_give_equal_outcomes(tmp_path: Path) -> None:
     assert ("event", ("WatcherEvent", {"type": 2, "state": 3, "path": "/n/e"}), -1) in o.traces["b"]
 
 
+@pytest.mark.reference
 def test_apache_first_session_is_zxid_one_after_readiness_probe(tmp_path: Path) -> None:
     require_reference()
     with ApacheServer(tmp_path / "a") as srv:
@@ -330,6 +341,7 @@ def test_apache_first_session_is_zxid_one_after_readiness_probe(tmp_path: Path) 
         c.close()
 
 
+@pytest.mark.pure
 def test_a_missing_reference_tool_skips_or_fails(monkeypatch, tmp_path) -> None:
     """zkCli.sh / cli_mt tests skip on a laptop without them and fail under CI."""
     from pyzk.testing import servers

@@ -41,7 +41,7 @@ from pyzk.jute.records import (
 from pyzk.shell.autopurge import files_to_purge
 from pyzk.shell.snapfiles import load_snapshot
 from pyzk.shell.txnlogfiles import scan_file
-from pyzk.txnlog.log import EOR, TXNLOG_MAGIC, FileEnd, frame_record, padded_size
+from pyzk.txnlog.log import EOR, HEADER_LEN, TXNLOG_MAGIC, FileEnd, frame_record, padded_size
 from pyzk.txnlog.names import SNAPSHOT_PREFIX, zxid_from_name
 from pyzk.txnlog.snapshot import CorruptSnapshot
 from pyzk.txnlog.txn import LOG_MAX_BUFFER, decode_txn
@@ -198,18 +198,31 @@ def format_txn_line(entry: bytes, prefix: str = "") -> str:
 # ------------------------------------------------------------------ txnlog
 
 
+_ENTRY_PREFIX = struct.Struct(">qi")  # checksum, entry length
+
+
+def _log_header(data: bytes) -> FileHeader | None:
+    """The log's file header, or None when its magic is wrong.
+
+    Not txnlog.log.check_header: each of Apache's tools words the refusal its
+    own way (an exit message, a line on stderr), and these tools copy that.
+    """
+    fh = FileHeader.from_bytes(data[:HEADER_LEN])
+    return fh if fh.magic == TXNLOG_MAGIC else None
+
+
 def _raw_records(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
     """(stored crc, entry, eor ok) as TxnLogToolkit reads them; stops at EOF/zeros."""
-    pos = 16
+    pos = HEADER_LEN
     while True:
-        if pos + 12 > len(data):
+        if pos + _ENTRY_PREFIX.size > len(data):
             return
-        crc, n = struct.unpack_from(">qi", data, pos)
+        crc, n = _ENTRY_PREFIX.unpack_from(data, pos)
         if n == 0:
             return
         if n < 0 or n > LOG_MAX_BUFFER:
             raise JuteError(f"Unreasonable length = {n}")
-        start = pos + 12
+        start = pos + _ENTRY_PREFIX.size
         if start + n > len(data):
             return
         entry = bytes(data[start : start + n])
@@ -227,8 +240,8 @@ def _file_banner(fh: FileHeader) -> str:
 def dump_log(path: Path, out: TextIO) -> int:
     """TxnLogToolkit dump mode; returns the txn count."""
     data = path.read_bytes()
-    fh = FileHeader.from_bytes(data[:16])
-    if fh.magic != TXNLOG_MAGIC:
+    fh = _log_header(data)
+    if fh is None:
         raise SystemExit(f"Invalid magic number for {path.name}")
     print(_file_banner(fh), file=out)
     count = 0
@@ -250,7 +263,7 @@ def recover_log(path: Path, out: TextIO, verbose: bool = False) -> int:
         raise SystemExit(f"Recovery file {target} already exists or not writable")
     data = path.read_bytes()
     fixed = 0
-    body = bytearray(data[:16])
+    body = bytearray(data[:HEADER_LEN])
     size = len(body)
     count = 0
     for crc, entry, eor_ok in _raw_records(data):
@@ -275,12 +288,12 @@ def chop_log(path: Path, zxid: int, out: TextIO) -> bool:
     """LogChopper.chop into ``FILE.chopped<zxid>``: keep txns up to and including ``zxid``."""
     target = path.with_name(f"{path.name}.chopped{zxid}")
     data = path.read_bytes()
-    fh = FileHeader.from_bytes(data[:16])
-    if fh.magic != TXNLOG_MAGIC:
+    fh = _log_header(data)
+    if fh is None:
         print("Invalid magic number in txn log file", file=sys.stderr)
         return False
     print(_file_banner(fh), file=out)
-    chopped = bytearray(data[:16])
+    chopped = bytearray(data[:HEADER_LEN])
     count = 0
     has = False
     prev = -1

@@ -19,6 +19,8 @@ from pyzk.datatree.acl import (
 from pyzk.jute.constants import Err, Perms
 from pyzk.jute.records import ACL, Id
 
+pytestmark = pytest.mark.pure
+
 OPEN = [ACL(Perms.ALL, Id("world", "anyone"))]
 READ = [ACL(Perms.READ, Id("world", "anyone"))]
 

@@ -13,6 +13,7 @@ import random
 import sys
 import tracemalloc
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,8 @@ from pyzk.javacompat import (
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import ACL, CreateTxn, DeleteTxn, Id, SetDataTxn, StatPersisted, TxnHeader
 from pyzk.txnlog.snapshot import parse_snapshot, serialize_snapshot
+
+pytestmark = pytest.mark.pure
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 _FIELDS = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion",

@@ -37,7 +37,8 @@ from .datatree_oracle import JavaOracle, PyTreeRunner, java_available, txn_line
 
 if not java_available() and os.environ.get("PYZK_REQUIRE_REFERENCE") == "1":
     raise RuntimeError("PYZK_REQUIRE_REFERENCE=1 but java/javac or Apache's jars are missing")
-pytestmark = pytest.mark.skipif(not java_available(), reason="needs java and Apache's jars")
+pytestmark = [pytest.mark.reference,
+              pytest.mark.skipif(not java_available(), reason="needs java and Apache's jars")]
 
 
 @pytest.fixture(scope="module")

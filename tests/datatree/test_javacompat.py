@@ -28,6 +28,8 @@ from pyzk.javacompat import (
     properties_order,
 )
 
+pytestmark = pytest.mark.pure
+
 
 def test_string_hash_known_values():
     assert java_string_hash("") == 0

@@ -16,6 +16,8 @@ from pyzk.datatree.paths import (
     validate_path,
 )
 
+pytestmark = pytest.mark.pure
+
 VALID = [
     "/", "/this is / a valid/path", "/name/with.period.", "/test\u0020", "/test\u007e",
     "/test\uffef", "/...", "/a..", "/..a", "/.a", "/a/.b/c.", "/\u00a0", "/\ud7ff", "/\uf900",

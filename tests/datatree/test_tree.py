@@ -40,6 +40,8 @@ from pyzk.jute.records import (
     TxnHeader,
 )
 
+pytestmark = pytest.mark.pure
+
 OPEN = [ACL(31, Id("world", "anyone"))]
 S1 = 0x1000000000001
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.datatree.watches import (
     PERSISTENT,
     PERSISTENT_RECURSIVE,
@@ -10,6 +12,8 @@ from pyzk.datatree.watches import (
     WatchManager,
 )
 from pyzk.jute.constants import EventType as E
+
+pytestmark = pytest.mark.pure
 
 
 def test_standard_watch_fires_once():

@@ -76,6 +76,7 @@ async def _run_three(tmp: Path, zxids: dict[int, int]) -> dict[int, tuple[FakeHo
     return peers
 
 
+@pytest.mark.ensemble
 @pytest.mark.timeout(30)
 def test_three_pyzk_peers_elect_the_largest_sid(tmp_path: Path) -> None:
     peers = asyncio.run(_run_three(tmp_path, {}))
@@ -89,6 +90,7 @@ def test_three_pyzk_peers_elect_the_largest_sid(tmp_path: Path) -> None:
         assert read_epochs(p.data_dir) == (0, 0)
 
 
+@pytest.mark.ensemble
 @pytest.mark.timeout(30)
 def test_the_newest_log_wins_over_the_largest_sid(tmp_path: Path) -> None:
     peers = asyncio.run(_run_three(tmp_path, {1: 0x7, 2: 0x5, 3: 0x5}))
@@ -96,6 +98,7 @@ def test_the_newest_log_wins_over_the_largest_sid(tmp_path: Path) -> None:
     assert peers[1][0].decisions[0].state == ServerState.LEADING
 
 
+@pytest.mark.pure
 def test_epoch_files_are_checked_like_apache(tmp_path: Path) -> None:
     (tmp_path / "version-2").mkdir()
     assert load_epochs(str(tmp_path), 0x300000002) == (3, 3)
@@ -126,6 +129,8 @@ def _apache_leader(apaches: dict[int, ApacheServer]) -> tuple[int | None, dict[i
     return None, modes
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.timeout(120)
 def test_pyzk_peer_agrees_with_two_apache_servers(tmp_path: Path) -> None:
     """pyzk (sid 1) elects together with Apache 2 and 3 and ends up following

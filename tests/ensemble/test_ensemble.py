@@ -17,6 +17,8 @@ import pytest
 from pyzk.testing.servers import Ensemble, require_reference, wait_for
 from tests.ensemble.helpers import SESSION_CFG, client, rejoin
 
+pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
+
 
 def mntr(ens: Ensemble, sid: int) -> dict[str, str]:
     out = {}

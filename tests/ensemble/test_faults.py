@@ -24,6 +24,8 @@ from pyzk.testing.faultproxy import FaultProxy, route_ensemble
 from pyzk.testing.servers import Ensemble, ServerProcess, require_reference, wait_for
 from tests.ensemble.helpers import SESSION_CFG, client, rejoin, require_reference_for
 
+pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
+
 T = TypeVar("T")
 
 

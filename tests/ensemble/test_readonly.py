@@ -30,6 +30,8 @@ from tests.ensemble.helpers import (
     wait_for_slow,
 )
 
+pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
+
 _LEN = struct.Struct(">i")
 RO_FLAGS = ["-Dreadonlymode.enabled=true"]
 

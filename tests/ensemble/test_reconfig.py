@@ -103,6 +103,8 @@ APACHE_LEADS = {1: "pyzk", 2: "apache", 3: "apache"}  # the largest sid leads a 
 PYZK_LEADS = {1: "apache", 2: "apache", 3: "pyzk"}
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_config_node_without_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None:
     """reconfigEnabled=false: the node holds the static configuration, version 0,
@@ -127,6 +129,8 @@ def test_config_node_without_reconfig(tmp_path: Path, kinds: dict[int, str]) -> 
         assert not list(ens[1].data_dir.glob("zoo.cfg.dynamic.*"))
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.parametrize("kinds", [ALL_PYZK, APACHE_LEADS, PYZK_LEADS],
                          ids=["pyzk", "apache-leader", "pyzk-leader"])
 def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
@@ -195,6 +199,8 @@ def test_remove_and_add_a_server(tmp_path: Path, kinds: dict[int, str]) -> None:
         assert not (ens[removed].data_dir / "zoo.cfg.dynamic.next").exists()
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_reconfig_errors(tmp_path: Path, kinds: dict[int, str]) -> None:
     require_reference_for(*kinds.values())
@@ -224,12 +230,15 @@ def test_reconfig_errors(tmp_path: Path, kinds: dict[int, str]) -> None:
         assert agreed_config(ens, [1, 2, 3], start["version"]) == start
 
 
+@pytest.mark.server
 def test_standalone_reconfig_is_unimplemented(tmp_path: Path) -> None:
     with PyzkServer(tmp_path / "s", extra_cfg={"reconfigEnabled": "true"}) as s, \
             client(s.address) as zk, pytest.raises(UnimplementedError):
         zk.reconfig(joining=None, leaving="1", new_members=None)
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_remove_the_leader(tmp_path: Path, kinds: dict[int, str]) -> None:
     """The leader removes itself: another voter of the new configuration leads it,
@@ -255,6 +264,8 @@ def test_remove_the_leader(tmp_path: Path, kinds: dict[int, str]) -> None:
             assert zk.get("/after-leader-left")[0] == b"x"
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.parametrize("kinds", [
     {1: "pyzk", 2: "pyzk", 3: "pyzk", 4: "pyzk"},
     {1: "apache", 2: "apache", 3: "apache", 4: "apache"},
@@ -295,6 +306,8 @@ def test_a_new_server_joins(tmp_path: Path, kinds: dict[int, str]) -> None:
         ens.stop()
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 @pytest.mark.parametrize("kinds", [ALL_PYZK, ALL_APACHE], ids=["pyzk", "apache"])
 def test_non_incremental_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None:
     """newMembers replaces the member list (commas between lines), as a super user."""
@@ -316,6 +329,8 @@ def test_non_incremental_reconfig(tmp_path: Path, kinds: dict[int, str]) -> None
         assert agreed_config(ens, keep, new["version"]) == new
 
 
+@pytest.mark.ensemble
+@pytest.mark.reference
 def test_files_as_apache_writes_them(tmp_path: Path) -> None:
     """pyzk's dynamic file and rewritten zoo.cfg are byte for byte what Apache
     writes for the same configuration (ZOOKEEPER-1783's first activation)."""
@@ -369,6 +384,7 @@ def _establish(ld: ReconfigLeaderCore, sid: int, peer: str) -> None:
             break
 
 
+@pytest.mark.pure
 def test_leader_core_needs_both_quorums_while_a_reconfig_is_pending() -> None:
     old = QuorumMaj([_spec(1), _spec(2), _spec(3)], 0x100000000)
     ld = ReconfigLeaderCore(3, old, last_seen=old, accepted_epoch=1, current_epoch=1,
@@ -410,6 +426,7 @@ def sends_of(actions: list[object]) -> list[tuple[object, int]]:
     return sorted((a.peer, a.packet.type) for a in actions if isinstance(a, A.Send))
 
 
+@pytest.mark.pure
 def test_leader_core_designates_another_leader_when_removed() -> None:
     old = QuorumMaj([_spec(1), _spec(2), _spec(3)], 0x100000000)
     ld = ReconfigLeaderCore(3, old, last_seen=old, accepted_epoch=1, current_epoch=1,
@@ -454,6 +471,7 @@ def _prepare(peer: _Peer, req: ReconfigRequest, auth: list[Id], *, synced: bool 
 SUPER_ID = [Id("super", "")]
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize(("req", "peer", "auth", "synced", "err"), [
     (ReconfigRequest(None, "3", None, -1), _Peer(5, 6), SUPER_ID, True, -14),
     (ReconfigRequest(None, "3", None, 4), _Peer(5, 5), SUPER_ID, True, -103),
@@ -471,6 +489,7 @@ def test_prep_checks(req: ReconfigRequest, peer: _Peer, auth: list[Id], synced: 
     assert _prepare(peer, req, auth, synced=synced).err == err
 
 
+@pytest.mark.pure
 def test_prep_builds_the_config_txn() -> None:
     p = _prepare(_Peer(5, 5), ReconfigRequest("server.4=127.0.0.1:7:8:observer;9", "1", None,
                                               5), SUPER_ID)
@@ -482,6 +501,7 @@ def test_prep_builds_the_config_txn() -> None:
                    "server.4": "127.0.0.1:7:8:observer;0.0.0.0:9", "version": f"{zx(2, 5):x}"}
 
 
+@pytest.mark.pure
 def test_disabled_and_standalone_reconfig_in_prep() -> None:
     req = ReconfigRequest(None, "3", None, -1).to_bytes()
     assert Preparer(DataTree()).prepare(1, 1, int(OpCode.reconfig), req, SUPER_ID, 1, 0).err \

@@ -13,6 +13,8 @@ import struct
 from collections import deque
 from typing import Any
 
+import pytest
+
 from pyzk.config import ServerConfig
 from pyzk.core.metrics import ConnectionStats
 from pyzk.core.roleservers import LeaderServer, LearnerServer
@@ -29,6 +31,8 @@ from pyzk.jute.records import (
 from pyzk.txnlog.txn import decode_txn
 from pyzk.zab.actions import Entry as ZEntry
 from pyzk.zab.packets import ForwardedRequest
+
+pytestmark = pytest.mark.pure
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 _REPLY = struct.Struct(">iiqi")

@@ -14,6 +14,8 @@ from pyzk.testing.servers import Ensemble
 from pyzk.testing.wire import ConnectionClosed, connect
 from tests.ensemble.helpers import SESSION_CFG, require_reference_for
 
+pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
+
 OPEN = [R.ACL(31, R.Id("world", "anyone"))]
 
 

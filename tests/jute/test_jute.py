@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from pyzk.jute import JuteError, NegativeLength, Oversized, Truncated
 from pyzk.jute.records import RECORDS, SCHEMA, ConnectRequest, Stat
 
+pytestmark = pytest.mark.pure
+
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
 

@@ -16,6 +16,8 @@ from pyzk.jute.multi import (
     is_read_multi,
 )
 
+pytestmark = pytest.mark.pure
+
 OPEN = [R.ACL(31, R.Id("world", "anyone"))]
 
 

@@ -21,6 +21,8 @@ from pyzk.quorum.election import (
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.quorum.wire import Notification
 
+pytestmark = pytest.mark.pure
+
 L, F, LD, _OBS = (int(s) for s in ServerState)
 
 

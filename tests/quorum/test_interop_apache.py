@@ -37,6 +37,8 @@ from pyzk.shell import cnxmanager
 from pyzk.shell.quorumpeer import QuorumPeer
 from pyzk.testing.servers import ApacheServer, free_port, require_reference
 
+pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
+
 FOLLOWERINFO = 11
 
 #: JVM start plus Apache's own election, per server.

@@ -13,6 +13,8 @@ import pyzk.quorum.election as election
 from pyzk.quorum.sim import InvariantViolation, SimConfig, Simulation
 from pyzk.quorum.wire import Notification
 
+pytestmark = pytest.mark.pure
+
 CONFIGS = {
     "clean3": (SimConfig(voters=3), 60),
     "clean5_slow": (SimConfig(voters=5, min_delay=50, max_delay=400), 60),

@@ -7,6 +7,8 @@ import pytest
 from pyzk.config import ConfigError, ServerSpec
 from pyzk.quorum.verifier import QuorumMaj
 
+pytestmark = pytest.mark.pure
+
 
 def _specs(voters: int, observers: int = 0) -> list[ServerSpec]:
     return [

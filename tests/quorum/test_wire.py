@@ -30,6 +30,8 @@ from pyzk.quorum.wire import (
     keep_connection,
 )
 
+pytestmark = pytest.mark.pure
+
 # Captured from Apache 3.8.0 (server 2 dialling server 1, and server 3's
 # first notification) by tests/quorum/test_interop_apache.py's setup.
 APACHE_INITIAL = bytes.fromhex(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from kazoo.client import KazooClient
 
 from pyzk.testing.servers import PyzkServer, free_port
+
+pytestmark = pytest.mark.server
 
 
 def test_kazoo_harness_config_starts_and_serves(tmp_path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from pyzk.jute import records as R
 from pyzk.jute.constants import CreateMode, OpCode
 from pyzk.testing.servers import ApacheServer, PyzkServer, require_reference
@@ -55,12 +57,14 @@ EXPECTED = {"/used": False, "/never": True, "/busy": True, "/short": False, "/lo
             "/parent": True}
 
 
+@pytest.mark.server
 def test_pyzk_reaps_empty_used_containers_and_expired_ttl_nodes(tmp_path) -> None:
     with PyzkServer(tmp_path, extra_cfg={"extendedTypesEnabled": "true"},
                     jvm_flags=FLAGS) as s:
         assert _scenario(s) == EXPECTED
 
 
+@pytest.mark.reference
 def test_apache_agrees(tmp_path) -> None:
     require_reference()
     with ApacheServer(tmp_path, extra_cfg={"extendedTypesEnabled": "true"},

@@ -6,6 +6,8 @@ import os
 import struct
 import threading
 
+import pytest
+
 from pyzk.jute import records as R
 from pyzk.jute.constants import OpCode
 from pyzk.testing.servers import ApacheServer, PyzkServer, require_reference
@@ -32,6 +34,7 @@ def _pipelined_writer(server, acked: list[int], stop: threading.Event) -> None:
         pass
 
 
+@pytest.mark.server
 def test_sigkill_under_pipelined_writes_loses_no_acknowledged_write(tmp_path) -> None:
     srv = PyzkServer(tmp_path, extra_cfg={"snapCount": "500"})
     srv.start()
@@ -63,6 +66,7 @@ def test_sigkill_under_pipelined_writes_loses_no_acknowledged_write(tmp_path) ->
         srv.stop()
 
 
+@pytest.mark.server
 def test_torn_log_tail_is_cut_and_server_starts(tmp_path) -> None:
     with PyzkServer(tmp_path) as srv:
         c = connect(srv.host, srv.port)
@@ -85,6 +89,8 @@ def test_torn_log_tail_is_cut_and_server_starts(tmp_path) -> None:
         c.close()
 
 
+@pytest.mark.server
+@pytest.mark.reference
 def test_apache_starts_from_a_pyzk_data_dir_and_back(tmp_path) -> None:
     require_reference()
     cfg = {"snapCount": "10"}
@@ -136,6 +142,7 @@ def _dump(c) -> dict[str, tuple]:
     return out
 
 
+@pytest.mark.server
 def test_purge_keeps_retained_snapshots_and_their_logs(tmp_path) -> None:
     from pyzk.cli import tool_main
     from pyzk.shell.configfile import load_config
@@ -163,6 +170,8 @@ def test_purge_keeps_retained_snapshots_and_their_logs(tmp_path) -> None:
         c.close()
 
 
+@pytest.mark.server
+@pytest.mark.reference
 def test_gzip_snapshots_written_and_read_by_both_servers(tmp_path) -> None:
     flags = ["-Dzookeeper.snapshot.compression.method=gz"]
     with PyzkServer(tmp_path, extra_cfg={"snapCount": "10"}, jvm_flags=flags) as srv:

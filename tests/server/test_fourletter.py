@@ -164,6 +164,7 @@ def _create(env: Env, c: FakeConn, xid: int, path: str, data: bytes = b"",
 # the words themselves
 
 
+@pytest.mark.pure
 def test_every_known_word_has_a_handler(env: Env) -> None:
     # pyzk.config's list is the one list of words: the whitelist's "*" and the
     # client port's detection both use it, so each must be answered here.
@@ -176,6 +177,7 @@ def test_every_known_word_has_a_handler(env: Env) -> None:
 # whitelist and the simple words
 
 
+@pytest.mark.pure
 def test_words_outside_the_whitelist_get_apaches_refusal(tmp_path: Path) -> None:
     env = Env(tmp_path, whitelist=frozenset({"srvr"}))
     for cmd in ("ruok", "mntr", "stat", "envi", "stmk"):
@@ -186,6 +188,7 @@ def test_words_outside_the_whitelist_get_apaches_refusal(tmp_path: Path) -> None
     assert env.server.stats.bytes_received == 24
 
 
+@pytest.mark.pure
 def test_ruok_isro_and_trace_mask(env: Env) -> None:
     assert env.ask("ruok") == "imok"
     assert env.ask("isro") == "rw"
@@ -197,6 +200,7 @@ def test_ruok_isro_and_trace_mask(env: Env) -> None:
     assert env.ask("gtmk") == "-2"
 
 
+@pytest.mark.pure
 def test_server_not_serving(env: Env) -> None:
     env.server.running = False  # type: ignore[attr-defined]
     assert env.ask("srvr") == fl.ZK_NOT_SERVING + "\n"
@@ -209,6 +213,7 @@ def test_server_not_serving(env: Env) -> None:
 # srvr / stat / cons / crst / srst
 
 
+@pytest.mark.pure
 def test_srvr_on_a_fresh_server(env: Env) -> None:
     assert env.ask("srvr") == (
         f"Zookeeper version: {VERSION}\n"
@@ -223,6 +228,7 @@ def test_srvr_on_a_fresh_server(env: Env) -> None:
     )
 
 
+@pytest.mark.pure
 def test_stat_lists_clients_and_counts(env: Env) -> None:
     a = env.session()
     _create(env, a, 1, "/a", b"x" * 10)
@@ -244,6 +250,7 @@ def test_stat_lists_clients_and_counts(env: Env) -> None:
     ]
 
 
+@pytest.mark.pure
 def test_latency_line_uses_integer_min_max_and_rounded_average(env: Env) -> None:
     for ms in (0.2, 12.7, 1.0):
         env.server.stats.latency(ms)
@@ -251,6 +258,7 @@ def test_latency_line_uses_integer_min_max_and_rounded_average(env: Env) -> None
     assert "Latency min/avg/max: 0/4.6333/12\n" in text
 
 
+@pytest.mark.pure
 def test_cons_full_connection_info(env: Env) -> None:
     a = env.session()
     a.cnxn_stats = ConnectionStats(env.clock.mono)  # type: ignore[attr-defined]
@@ -272,6 +280,7 @@ def test_cons_full_connection_info(env: Env) -> None:
     )
 
 
+@pytest.mark.pure
 def test_crst_resets_every_connection(env: Env) -> None:
     a = env.session()
     a.cnxn_stats = ConnectionStats()  # type: ignore[attr-defined]
@@ -289,6 +298,7 @@ def test_crst_resets_every_connection(env: Env) -> None:
     assert ",llat=3,minlat=3,avglat=3,maxlat=3)" in env.ask("cons")
 
 
+@pytest.mark.pure
 def test_srst_resets_server_stats_but_not_live_gauges(env: Env) -> None:
     s = env.server.stats
     s.latency(5.0)
@@ -310,6 +320,7 @@ def test_srst_resets_server_stats_but_not_live_gauges(env: Env) -> None:
 # dump / wchs / wchc / wchp / hash
 
 
+@pytest.mark.pure
 def test_dump_sessions_ephemerals_and_connections(env: Env, utc: None) -> None:
     a = env.session(10000)
     b = env.session(10000)
@@ -344,6 +355,7 @@ def test_dump_sessions_ephemerals_and_connections(env: Env, utc: None) -> None:
     )
 
 
+@pytest.mark.pure
 def test_watch_dumps_cover_data_watches_only(env: Env) -> None:
     a = env.session()
     b = env.session()
@@ -365,6 +377,7 @@ def test_watch_dumps_cover_data_watches_only(env: Env) -> None:
     assert mntr["zk_watch_count"] == "4"
 
 
+@pytest.mark.pure
 def test_hash_prints_the_digest_log(env: Env) -> None:
     assert env.ask("hash") == ""
     env.server.tree.digest_log.extend([(0x80, 2, -123), (0x100, 2, 456)])
@@ -375,6 +388,7 @@ def test_hash_prints_the_digest_log(env: Env) -> None:
 # conf / dirs / envi
 
 
+@pytest.mark.pure
 def test_conf_and_dirs_report_apaches_swapped_sizes(env: Env, tmp_path: Path) -> None:
     snap = tmp_path / "data" / "version-2"
     logd = tmp_path / "log" / "version-2"
@@ -399,10 +413,12 @@ def test_conf_and_dirs_report_apaches_swapped_sizes(env: Env, tmp_path: Path) ->
     )
 
 
+@pytest.mark.pure
 def test_dirs_of_missing_directories_are_zero(env: Env) -> None:
     assert env.ask("dirs") == "datadir_size: 0\nlogdir_size: 0\n"
 
 
+@pytest.mark.pure
 def test_envi_keeps_apaches_keys_with_python_facts(env: Env) -> None:
     lines = env.ask("envi").split("\n")
     assert lines[0] == "Environment:"
@@ -426,6 +442,7 @@ def test_envi_keeps_apaches_keys_with_python_facts(env: Env) -> None:
 # mntr
 
 
+@pytest.mark.pure
 def test_mntr_prints_every_apache_metric_in_order(env: Env) -> None:
     a = env.session()
     _create(env, a, 1, "/a", b"12345")
@@ -471,6 +488,7 @@ def test_mntr_prints_every_apache_metric_in_order(env: Env) -> None:
     assert int(v["zk_open_file_descriptor_count"]) > 0
 
 
+@pytest.mark.pure
 def test_mntr_quota_gauges(env: Env) -> None:
     a = env.session()
     for i, (path, data) in enumerate([
@@ -504,6 +522,7 @@ def _word(port: int, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.server
 def test_every_word_over_a_socket(pyzk_server: PyzkServer) -> None:
     from kazoo.client import KazooClient
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.core.metrics import (
     LAST_OP_NAMES,
     MNTR_COUNTERS,
@@ -16,6 +18,8 @@ from pyzk.core.metrics import (
 )
 from pyzk.core.zkserver import ServerStats
 from pyzk.jute.constants import OpCode
+
+pytestmark = pytest.mark.pure
 
 
 def test_name_tables_are_apaches_set() -> None:

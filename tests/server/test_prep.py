@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.core.prep import Preparer
 from pyzk.datatree.ephemeral import ttl_of, ttl_to_ephemeral_owner
 from pyzk.datatree.tree import DataTree
 from pyzk.jute import records as R
 from pyzk.jute.constants import CreateMode, Err, OpCode
+
+pytestmark = pytest.mark.pure
 
 OPEN = [R.ACL(31, R.Id("world", "anyone"))]
 IP = [R.Id("ip", "127.0.0.1")]

@@ -13,6 +13,8 @@ from pyzk.javacompat import java_date
 from pyzk.shell import probes
 from tests.server.helpers import time_zone
 
+pytestmark = pytest.mark.pure
+
 
 def test_dir_size_sums_a_tree_and_is_zero_for_nothing(tmp_path: Path) -> None:
     (tmp_path / "d" / "e").mkdir(parents=True)

@@ -6,9 +6,13 @@ import random
 import socket
 import struct
 
+import pytest
+
 from pyzk.jute import records as R
 from pyzk.jute.constants import Err, OpCode
 from pyzk.testing.wire import ConnectionClosed, WireClient, connect
+
+pytestmark = pytest.mark.server
 
 OPEN = [R.ACL(31, R.Id("world", "anyone"))]
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.core.javarandom import JavaRandom, session_password
 from pyzk.core.sessions import SessionTracker, initial_session_id
+
+pytestmark = pytest.mark.pure
 
 
 def test_java_random_matches_the_jdk() -> None:

@@ -24,6 +24,8 @@ from pyzk.txnlog.snapshot import serialize_snapshot
 from pyzk.txnlog.txn import encode_txn
 from tests.txnlog.helpers import OPEN, S2, TxnSource, apache_tool, kazoo_view, tree_view
 
+pytestmark = pytest.mark.reference
+
 kazoo_client = pytest.importorskip("kazoo.client")
 TXN_TOOL = "org.apache.zookeeper.server.persistence.TxnLogToolkit"
 SNAP_TOOL = "org.apache.zookeeper.server.SnapshotFormatter"

@@ -36,6 +36,8 @@ from pyzk.txnlog.log import (
 from pyzk.txnlog.names import log_name, zxid_from_name
 from pyzk.txnlog.txn import encode_txn
 
+pytestmark = pytest.mark.pure
+
 
 def _entry(zxid: int, data: bytes = b"payload") -> tuple[TxnHeader, bytes]:
     hdr = TxnHeader(0x55, zxid, zxid, 1000 + zxid, OpCode.setData)

@@ -25,6 +25,8 @@ from pyzk.txnlog.replay import RecoveryError
 from pyzk.txnlog.txn import encode_txn
 from tests.txnlog.helpers import S1, S2, TxnSource, tree_view
 
+pytestmark = pytest.mark.pure
+
 
 def _write_log(d: Path, entries, roll: bool = False) -> None:
     w = TxnLogWriter(d, pre_alloc_size=4096, force_sync=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from pyzk.txnlog.snapshot import (
     serialize_snapshot,
 )
 from tests.txnlog.helpers import S2, TxnSource, tree_view
+
+pytestmark = pytest.mark.pure
 
 
 def _source() -> TxnSource:
@@ -168,8 +169,9 @@ def test_session_order_is_java_hashmap_order() -> None:
     assert order == [8, 0x10, 0x100000000000001, 1]
 
 
-def test_load_speed_100k_nodes(tmp_path: Path) -> None:
-    """Reading must stay fast: 100k nodes well under a few seconds (measured, printed)."""
+def test_100k_node_snapshot_round_trips(tmp_path: Path) -> None:
+    """A snapshot of realistic size reads back node for node (its speed is
+    measured by benchmarks/scale.py, not here)."""
     tree = DataTree()
     src = TxnSource(tree)
     for i in range(100):
@@ -177,11 +179,8 @@ def test_load_speed_100k_nodes(tmp_path: Path) -> None:
         for j in range(999):
             src.create(0, f"/d{i}/n{j}", b"x" * 20)
     path = version_dir(tmp_path) / snapshot_name(src.zxid)
-    t0 = time.perf_counter()
     write_snapshot(path, tree, {}, src.zxid, fsync=False)
-    t1 = time.perf_counter()
     snap = load_snapshot(path)
-    t2 = time.perf_counter()
-    print(f"100k nodes: write {t1 - t0:.2f}s, read {t2 - t1:.2f}s, {path.stat().st_size} bytes")
-    assert len(snap.tree.nodes) == len(tree.nodes)
-    assert t2 - t1 < 10
+    assert snap.tree.nodes.keys() == tree.nodes.keys()
+    for name in ("/d0/n0", "/d99/n998", "/d50"):
+        assert snap.tree.nodes[name].data == tree.nodes[name].data

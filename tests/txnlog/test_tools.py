@@ -58,6 +58,7 @@ def _run(fn, argv) -> tuple[int, str]:
     return rc, out.getvalue()
 
 
+@pytest.mark.pure
 def test_txnlog_dump_counts_and_lines(data_dir) -> None:
     d, src = data_dir
     (log,) = version_dir(d).glob("log.*")
@@ -68,6 +69,7 @@ def test_txnlog_dump_counts_and_lines(data_dir) -> None:
     assert " createSession s{30000}" not in out and "createSession 30000" in out
 
 
+@pytest.mark.reference
 def test_txnlog_dump_is_identical_to_apaches(data_dir, utc) -> None:
     require_reference()
     d, _ = data_dir
@@ -77,6 +79,7 @@ def test_txnlog_dump_is_identical_to_apaches(data_dir, utc) -> None:
     assert ours == theirs
 
 
+@pytest.mark.reference
 def test_snapshot_dump_is_identical_to_apaches(data_dir, utc) -> None:
     require_reference()
     d, src = data_dir
@@ -92,6 +95,7 @@ def test_snapshot_dump_is_identical_to_apaches(data_dir, utc) -> None:
     assert ours_j == theirs
 
 
+@pytest.mark.pure
 def test_check_and_chop(data_dir) -> None:
     d, src = data_dir
     (log,) = version_dir(d).glob("log.*")
@@ -114,6 +118,7 @@ def test_check_and_chop(data_dir) -> None:
     assert rc == 0
 
 
+@pytest.mark.reference
 def test_chop_agrees_with_apache(data_dir, tmp_path_factory) -> None:
     require_reference()
     d, _ = data_dir
@@ -137,6 +142,7 @@ def _purge_fixture(d: Path) -> None:
     (v / "acceptedEpoch").write_text("1")
 
 
+@pytest.mark.pure
 def test_purge_keeps_logs_needed_by_retained_snapshots(tmp_path: Path) -> None:
     _purge_fixture(tmp_path)
     assert [p.name for p in files_to_purge(tmp_path, tmp_path, 3)] == [
@@ -153,6 +159,7 @@ def test_purge_keeps_logs_needed_by_retained_snapshots(tmp_path: Path) -> None:
     assert effective_retain_count(1) == 3 and effective_retain_count(5) == 5
 
 
+@pytest.mark.reference
 def test_purge_agrees_with_apache(tmp_path: Path) -> None:
     require_reference()
     _purge_fixture(tmp_path / "a")
@@ -163,6 +170,7 @@ def test_purge_agrees_with_apache(tmp_path: Path) -> None:
     assert file_names(version_dir(tmp_path / "a")) == file_names(version_dir(tmp_path / "b"))
 
 
+@pytest.mark.pure
 def test_tool_usage_errors(tmp_path: Path) -> None:
     assert main_purge([str(tmp_path), "-n", "2"], io.StringIO()) == 2
     assert main_purge([str(tmp_path)], io.StringIO()) == 2
@@ -171,6 +179,24 @@ def test_tool_usage_errors(tmp_path: Path) -> None:
     assert main_txnlog([str(tmp_path / "missing")], io.StringIO()) == 1
 
 
+@pytest.mark.pure
 def test_dump_reads_every_txn_written(data_dir) -> None:
     d, src = data_dir
     assert [e.hdr.zxid for e in iter_txns(d)] == [h.zxid for h, _, _ in src.log]
+
+
+@pytest.mark.pure
+def test_a_file_with_the_wrong_magic_is_refused_in_apaches_words(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pyzk.shell.datatools import chop_log, dump_log
+    from pyzk.txnlog.log import file_header
+
+    bad = tmp_path / "log.1"
+    header = bytearray(file_header())
+    header[0] ^= 0xFF
+    bad.write_bytes(bytes(header) + bytes(64))
+    with pytest.raises(SystemExit, match="^Invalid magic number for log.1$"):
+        dump_log(bad, io.StringIO())
+    assert chop_log(bad, 5, io.StringIO()) is False
+    assert capsys.readouterr().err == "Invalid magic number in txn log file\n"
+    assert not list(tmp_path.glob("log.1.chopped*"))

@@ -33,6 +33,8 @@ from pyzk.txnlog.txn import (
     encode_txn,
 )
 
+pytestmark = pytest.mark.pure
+
 i32 = st.integers(-(2**31), 2**31 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
 text = st.text(max_size=20)

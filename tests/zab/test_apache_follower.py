@@ -36,6 +36,8 @@ from pyzk.zab.follower import Follower
 from pyzk.zab.packets import LearnerStream, PacketType
 from pyzk.zab.zxid import epoch_of
 
+pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
+
 TICK = 500
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.config import ServerSpec
 from pyzk.quorum.verifier import QuorumMaj
 from pyzk.zab import actions as A
@@ -12,6 +14,8 @@ from pyzk.zab.leader import LeaderCore
 from pyzk.zab.packets import PacketType as T
 from pyzk.zab.sim import txn_bytes
 from pyzk.zab.zxid import make_zxid as z
+
+pytestmark = pytest.mark.pure
 
 TICK = 100
 

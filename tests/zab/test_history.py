@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyzk.zab.actions import Entry
 from pyzk.zab.history import CommittedLog, plan_sync
 from pyzk.zab.packets import PacketType as T
 from pyzk.zab.zxid import make_zxid as z
+
+pytestmark = pytest.mark.pure
 
 
 def E(zxid: int) -> Entry:

@@ -12,6 +12,8 @@ from pyzk.zab.packets import LearnerStream, PacketStream, PacketType, SnapTransf
 from pyzk.zab.snapstream import SnapshotScanner
 from pyzk.zab.zxid import counter_of, epoch_of, make_zxid
 
+pytestmark = pytest.mark.pure
+
 
 def test_packet_type_numbers_are_apaches() -> None:
     assert [t.value for t in PacketType] == list(range(1, 20))

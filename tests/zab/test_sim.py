@@ -17,6 +17,8 @@ from pyzk.zab import follower as follower_mod
 from pyzk.zab import leader as leader_mod
 from pyzk.zab.sim import InvariantViolation, SimConfig, run_seed
 
+pytestmark = pytest.mark.pure
+
 SEEDS = range(60)
 
 

@@ -9,6 +9,8 @@ import pytest
 from pyzk.quorum.fleoracle import FleElectionOracle
 from pyzk.zab.sim import SimConfig, Simulation
 
+pytestmark = pytest.mark.pure
+
 SEEDS = [int(os.environ["PYZK_SIM_SEED"])] if "PYZK_SIM_SEED" in os.environ else list(range(12))
 
 
