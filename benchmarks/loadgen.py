@@ -29,6 +29,7 @@ import logging
 import math
 import multiprocessing
 import os
+import ssl
 import sys
 import time
 from collections import deque
@@ -326,6 +327,19 @@ class WorkerSpec:
     window: int
     idle_sessions: int = 0
     watchers: int = 0
+    #: (CA file, client certificate file, key file) to connect with TLS
+    #: (a secureClientPort); picklable, since workers are processes.
+    tls: tuple[str, str | None, str | None] | None = None
+
+
+def _client_tls(tls: tuple[str, str | None, str | None] | None) -> ssl.SSLContext | None:
+    if tls is None:
+        return None
+    ca, cert, key = tls
+    ctx = ssl.create_default_context(cafile=ca)
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -337,13 +351,13 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _open(host: str, port: int, factory: Callable[[], _Session],
-                deadline: float) -> _Session:
+                deadline: float, tls: ssl.SSLContext | None = None) -> _Session:
     """Connect and complete the handshake, retrying while the server warms up."""
     loop = asyncio.get_running_loop()
     while True:
         proto = None
         try:
-            _, proto = await loop.create_connection(factory, host, port)
+            _, proto = await loop.create_connection(factory, host, port, ssl=tls)
             await asyncio.wait_for(proto.ready, 10)
             return proto
         except (TimeoutError, OSError, HandshakeError) as e:
@@ -354,13 +368,13 @@ async def _open(host: str, port: int, factory: Callable[[], _Session],
             await asyncio.sleep(0.05)
 
 
-async def _open_many(host: str, port: int, factories: list[Callable[[], _Session]]
-                     ) -> list[_Session]:
+async def _open_many(host: str, port: int, factories: list[Callable[[], _Session]],
+                     tls: ssl.SSLContext | None = None) -> list[_Session]:
     deadline = time.monotonic() + 60
     out: list[_Session] = []
     for i in range(0, len(factories), CONNECT_BATCH):
         chunk = factories[i : i + CONNECT_BATCH]
-        out += await asyncio.gather(*(_open(host, port, f, deadline) for f in chunk))
+        out += await asyncio.gather(*(_open(host, port, f, deadline, tls) for f in chunk))
     return out
 
 
@@ -395,7 +409,7 @@ async def _worker_rate(spec: WorkerSpec, pipe: Connection, wl: Workload) -> dict
         (lambda r=r: LoadConnection(r, spec.window, clock)) for r in rings
     ]
     factories += [IdleConnection] * spec.idle_sessions
-    sessions = await _open_many(spec.host, spec.port, factories)
+    sessions = await _open_many(spec.host, spec.port, factories, _client_tls(spec.tls))
     loads = [s for s in sessions if isinstance(s, LoadConnection)]
     reader = _PipeReader(pipe)
     pipe.send(("ready", len(sessions)))
@@ -572,10 +586,14 @@ def run_workload(host: str, port: int, workload: str, *, connections: int = 8,
                  window: int = 16, processes: int = 2, duration: float = 10.0,
                  warmup: float = 2.0, params: Params | None = None,
                  cpu_probe: Callable[[], float] | None = None,
-                 skip_setup: bool = False) -> Result:
+                 skip_setup: bool = False,
+                 tls: tuple[str, str | None, str | None] | None = None,
+                 tls_port: int | None = None) -> Result:
     """Set up and drive one workload; ``cpu_probe`` returns server CPU seconds.
 
-    ``skip_setup`` is for servers without a tree (the null server).
+    ``skip_setup`` is for servers without a tree (the null server). With
+    ``tls`` (CA, certificate and key files) the measured connections go to
+    ``tls_port`` over TLS; the setup still uses the plaintext ``port``.
     """
     params = params or Params()
     wl = WORKLOADS[workload]
@@ -587,9 +605,12 @@ def run_workload(host: str, port: int, workload: str, *, connections: int = 8,
         return _run_watch(host, port, wl, params, processes, duration, warmup, cpu_probe)
     processes = max(1, min(processes, connections))
     idle = wl.idle_sessions(params)
+    if tls is not None and wl.kind == "watch":
+        raise ValueError("the watch workload does not run over TLS")
+    work_port = tls_port if tls is not None and tls_port is not None else port
     specs = [
-        WorkerSpec(host, port, workload, params, tuple(range(k, connections, processes)),
-                   window, idle_sessions=len(range(k, idle, processes)))
+        WorkerSpec(host, work_port, workload, params, tuple(range(k, connections, processes)),
+                   window, idle_sessions=len(range(k, idle, processes)), tls=tls)
         for k in range(processes)
     ]
     workers = _Workers(specs)

@@ -450,6 +450,11 @@ def cmd_start_foreground(inv: Invocation, out: TextIO, err: TextIO) -> int:
             return EXIT_UNEXPECTED_ERROR
         try:
             return int(server_main.serve(cfg))
+        except ConfigError as e:
+            # found only when the server opens what the config names (a TLS key store)
+            log.error("Invalid config, exiting abnormally: %s", e)
+            err.write("Invalid config, exiting abnormally\n")
+            return EXIT_INVALID_INVOCATION
         except Exception:
             log.exception("Unexpected exception, exiting abnormally")
             return EXIT_UNEXPECTED_ERROR

@@ -593,3 +593,66 @@ def java_hashmap_order(keys: Iterable[int]) -> list[int]:
         capacity *= 2
 
     return sorted(ids, key=lambda sid: java_spread(java_long_hash(sid)) & (capacity - 1))
+
+
+# ---------------------------------------------------------------- X.500 names
+
+#: The attribute types X500Principal.getName() writes by keyword (RFC 2253's
+#: list); every other type is written as its dotted OID with a #hex value.
+_RFC2253_KEYWORDS = {
+    "2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O",
+    "2.5.4.11": "OU", "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC",
+    "0.9.2342.19200300.100.1.1": "UID",
+}  # fmt: skip
+#: DER string tags Java prints as text: Printable, T61, IA5, General, BMP, UTF8.
+_TEXT_TAGS = {19, 20, 22, 27, 30, 12}
+_RFC2253_ESCAPES = frozenset(',=+<>#;"\\')
+
+
+def _der_value(tag: int, value: str) -> bytes:
+    if tag == 30:
+        content = value.encode("utf-16-be")
+    elif tag == 12:
+        content = value.encode("utf-8")
+    else:
+        content = value.encode("latin-1", "replace")
+    n = len(content)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(raw)]) + raw
+    return bytes([tag]) + length + content
+
+
+def _rfc2253_value(value: str) -> str:
+    out = "".join("\\" + c if c in _RFC2253_ESCAPES else ("\\00" if c == "\0" else c)
+                  for c in value)
+    lead = len(out) - len(out.lstrip(" \r"))
+    trail = len(out) - len(out.rstrip(" \r"))
+    if lead == len(out):
+        return "".join("\\" + c for c in out)
+    body = out[lead:len(out) - trail]
+    return "".join("\\" + c for c in out[:lead]) + body + "".join(
+        "\\" + c for c in out[len(out) - trail:])
+
+
+def x500_rfc2253(rdns: Iterable[Iterable[tuple[str, int, str]]]) -> str:
+    """X500Principal.getName(): RFC 2253 with Java's keyword list and escaping.
+
+    ``rdns`` are the name's RDNs in certificate (ASN.1) order, each a list of
+    (dotted OID, DER string tag, value); Java prints them last RDN first.
+    This is the id the x509 auth scheme gives a client, so ACLs written for
+    Apache match here byte for byte.
+    """
+    parts = []
+    for rdn in rdns:
+        avas = []
+        for oid, tag, value in rdn:
+            keyword = _RFC2253_KEYWORDS.get(oid)
+            if keyword is None or tag not in _TEXT_TAGS:
+                avas.append(f"{keyword or oid}=#{_der_value(tag, value).hex()}")
+            else:
+                avas.append(f"{keyword}={_rfc2253_value(value)}")
+        parts.append("+".join(avas))
+    return ",".join(reversed(parts))

@@ -253,13 +253,16 @@ def test_unknown_keys_are_logged_not_fatal(
     unused = [r.getMessage() for r in caplog.records if "not used by pyzk" in r.getMessage()]
     for key in (
         "serverCnxnFactory",
-        "authProvider.1",
-        "ssl.keyStore.location",
         "metricsProvider.className",
         "metricsProvider.httpPort",
         "sslQuorum",
     ):
         assert sum(1 for m in unused if m.startswith(f"zoo.cfg key {key}=")) == 1, key
+    # authProvider.N and ssl.* are read now (auth providers, the TLS port)
+    for key in ("authProvider.1", "ssl.keyStore.location"):
+        assert not any(m.startswith(f"zoo.cfg key {key}=") for m in unused), key
+    assert cfg.auth_provider_classes == (
+        "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",)
     assert all(r.levelno == logging.INFO for r in caplog.records if "not used" in r.getMessage())
     assert cfg.system_properties["zookeeper.serverCnxnFactory"].endswith("NettyServerCnxnFactory")
     assert "zookeeper.sslQuorum" not in cfg.system_properties  # a QuorumPeerConfig key
@@ -672,7 +675,7 @@ def test_readme_key_table_matches_config() -> None:
         | set(_STATIC_BOOL_KEYS)
         | {"dataDir", "dataLogDir", "clientPort", "clientPortAddress", "secureClientPort"}
         | {"secureClientPortAddress", "electionAlg", "peerType", "dynamicConfigFile"}
-        | {"server.N", "group.N", "weight.N"}
+        | {"server.N", "group.N", "weight.N", "authProvider.N"}
     )
     documented_props: set[str] = set()
     rows = _readme_table()

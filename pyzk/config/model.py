@@ -86,6 +86,10 @@ class ServerConfig:
     last_seen_servers: dict[int, ServerSpec] | None = None
     my_id: int | None = None
     initial_config: str = ""
+    #: Classes named by ``zookeeper.authProvider.*`` (zoo.cfg ``authProvider.N``),
+    #: in the order ProviderRegistry would meet them.
+    auth_provider_classes: tuple[str, ...] = ()
+    x509_super_user: str | None = None
     raw: dict[str, str] = field(default_factory=dict)
     system_properties: dict[str, str] = field(default_factory=dict)
 

@@ -27,7 +27,12 @@ from pyzk.config.servers import (
     parse_quorum,
     version_from_filename,
 )
-from pyzk.config.sysprops import USED_SYSTEM_PROPERTIES, SystemProperties, apply_system_properties
+from pyzk.config.sysprops import (
+    AUTH_PROVIDER_PREFIX,
+    USED_SYSTEM_PROPERTIES,
+    SystemProperties,
+    apply_system_properties,
+)
 from pyzk.config.values import DECIMAL, LONG_MAX, LONG_MIN, parse_bool, parse_java_int
 
 log = logging.getLogger(__name__)
@@ -84,6 +89,23 @@ _STRICT_UNUSED_BOOL_KEYS = frozenset(
     {"quorumListenOnAllIPs", "syncEnabled", "sslQuorum", "portUnification",
      "sslQuorumReloadCertFiles", "jvm.pause.monitor", "multiAddress.reachabilityCheckEnabled"}
 )  # fmt: skip
+
+
+X509_PROVIDER_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+
+
+def _configure_ssl_auth(sysprops: dict[str, str]) -> None:
+    """QuorumPeerConfig.configureSSLAuth: a secure client port registers the x509
+    provider unless ssl.authProvider names another scheme, which must then
+    have its own authProvider entry."""
+    scheme = sysprops.get("zookeeper.ssl.authProvider", "x509")
+    key = AUTH_PROVIDER_PREFIX + scheme
+    if key in sysprops:
+        return
+    if scheme != "x509":
+        raise ConfigError(
+            f"No auth provider configured for the SSL authentication scheme '{scheme}'.")
+    sysprops[key] = X509_PROVIDER_CLASS
 
 
 def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> ServerConfig:
@@ -147,7 +169,8 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
             # Apache: System.setProperty("zookeeper." + key, value).
             name = "zookeeper." + key
             sysprops[name] = value
-            if name not in USED_SYSTEM_PROPERTIES and not is_quorum_key(key):
+            if (name not in USED_SYSTEM_PROPERTIES and not is_quorum_key(key)
+                    and not name.startswith(AUTH_PROVIDER_PREFIX)):
                 if key == "jute.maxbuffer":
                     log.info(
                         "zoo.cfg key jute.maxbuffer has no effect on the server, as in "
@@ -194,6 +217,7 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
     else:
         _check_port("secureClientPort", secure_client_port)
         secure_client_port_address = secure_client_port_address or "0.0.0.0"
+        _configure_ssl_auth(sysprops)
 
     tick_time = _int_value(values, "tick_time", DEFAULT_TICK_TIME)
     if tick_time == 0:

@@ -14,6 +14,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from pyzk.config.model import DEFAULT_JUTE_MAXBUFFER
+from pyzk.config.tls import CLIENT_PREFIX
+from pyzk.config.tls import SUFFIXES as TLS_SUFFIXES
 from pyzk.config.values import DECIMAL, INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, decode_java_int
 from pyzk.javacompat import java_trim
 
@@ -54,8 +56,12 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "znode.container.checkIntervalMs", "znode.container.maxPerMinute",
         "znode.container.maxNeverUsedIntervalMs", "zookeeper.flushDelay",
         "zookeeper.maxBatchSize", "zookeeper.multiAddress.enabled",
+        "zookeeper.X509AuthenticationProvider.superUser",
+        *(CLIENT_PREFIX + suffix for suffix in TLS_SUFFIXES),
     }
 )  # fmt: skip
+#: Read by prefix: ``zookeeper.authProvider.<anything>`` names a provider class.
+AUTH_PROVIDER_PREFIX = "zookeeper.authProvider."
 
 
 class SystemProperties:
@@ -148,6 +154,11 @@ def apply_system_properties(cfg: ServerConfig, sp: SystemProperties) -> None:
     cfg.container_max_never_used_interval_ms = sp.get_integer(
         "znode.container.maxNeverUsedIntervalMs", 0, LONG_MIN, LONG_MAX
     )
+    # ProviderRegistry walks System.getProperties(), a Hashtable: its order is
+    # not the file's; pyzk sorts, and a scheme named twice keeps the last.
+    cfg.auth_provider_classes = tuple(
+        value for name, value in sorted(sp.props.items()) if name.startswith(AUTH_PROVIDER_PREFIX))
+    cfg.x509_super_user = sp.get("zookeeper.X509AuthenticationProvider.superUser")
     if "multiAddress.enabled" not in cfg.raw:
         cfg.multi_address_enabled = sp.get("zookeeper.multiAddress.enabled") == "true"
 

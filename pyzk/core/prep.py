@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pyzk.core.errors import KeeperError
@@ -132,8 +133,10 @@ class Preparer:
     def __init__(self, tree: DataTree, *, skip_acl: bool = False,
                  extended_types: bool = False, enforce_quota: bool = False,
                  reconfig_enabled: bool = False,
-                 maxbuf: int = 0xFFFFF) -> None:
+                 maxbuf: int = 0xFFFFF,
+                 providers: Mapping[str, aclmod.AuthProvider] = aclmod.DEFAULT_PROVIDERS) -> None:
         self.tree = tree
+        self.providers = providers
         self.digest_enabled = tree.digest_enabled
         self.skip_acl = skip_acl
         self.extended_types = extended_types
@@ -218,7 +221,7 @@ class Preparer:
     def check_acl(self, acls: list[ACL] | None, perm: int, auth: list[Id]) -> None:
         if self.skip_acl:
             return
-        if not aclmod.check_acl(acls or [], perm, auth):
+        if not aclmod.check_acl(acls or [], perm, auth, providers=self.providers):
             raise KeeperError(Err.NOAUTH)
 
     @staticmethod
@@ -246,7 +249,7 @@ class Preparer:
 
     def _fixup_acl(self, path: str, acls: list[ACL] | None, auth: list[Id]) -> list[ACL]:
         try:
-            return aclmod.fixup_acl(acls, auth)
+            return aclmod.fixup_acl(acls, auth, providers=self.providers)
         except aclmod.InvalidACL:
             raise KeeperError(Err.INVALIDACL, path) from None
 

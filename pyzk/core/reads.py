@@ -5,7 +5,7 @@ only runs them once the session's earlier writes have committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from pyzk.core.errors import KeeperError
@@ -86,8 +86,10 @@ class Reads:
     """Answers reads for one tree; ``watcher`` is the asking connection."""
 
     def __init__(self, tree: DataTree, *, skip_acl: bool = False, maxbuf: int = 0xFFFFF,
-                 stats: ServerStats | None = None) -> None:
+                 stats: ServerStats | None = None,
+                 providers: Mapping[str, aclmod.AuthProvider] = aclmod.DEFAULT_PROVIDERS) -> None:
         self.stats = stats
+        self.providers = providers
         self.tree = tree
         self.ext = tree.extended_types
         self.skip_acl = skip_acl
@@ -113,7 +115,8 @@ class Reads:
     def _check(self, acl_id: int, perm: int, auth: list[Id]) -> None:
         if self.skip_acl:
             return
-        if not aclmod.check_acl(self.tree.acl_cache.get(acl_id), perm, auth):
+        if not aclmod.check_acl(self.tree.acl_cache.get(acl_id), perm, auth,
+                                providers=self.providers):
             raise KeeperError(Err.NOAUTH)
 
     def _read_stat(self, path: str, nbytes: int) -> None:

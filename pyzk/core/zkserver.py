@@ -161,13 +161,17 @@ class ZooKeeperServer:
         self.skip_acl = cfg.skip_acl
         self.super_digest = cfg.super_digest
         self.extended_types = cfg.extended_types_enabled
+        #: The auth schemes ACLs may name (ProviderRegistry), from authProvider.N.
+        self.providers = aclmod.configured_providers(
+            cfg.auth_provider_classes, digest_enabled=cfg.digest_auth_enabled,
+            x509_super_user=cfg.x509_super_user)
         self.prep = Preparer(
             self.tree, skip_acl=self.skip_acl, extended_types=self.extended_types,
             enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled,
-            maxbuf=self.maxbuf)
+            maxbuf=self.maxbuf, providers=self.providers)
         self.stats = ServerStats()
         self.reads = Reads(self.tree, skip_acl=self.skip_acl, maxbuf=self.maxbuf,
-                           stats=self.stats)
+                           stats=self.stats, providers=self.providers)
         self.min_session_timeout = cfg.min_session_timeout
         self.max_session_timeout = cfg.max_session_timeout
         self.sessions = SessionTracker(server_id, cfg.tick_time, int(now_ms()))

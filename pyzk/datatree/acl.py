@@ -216,6 +216,80 @@ class SASLProvider(AuthProvider):
         return self.let_any_user_do is not None and acl_expr == self.let_any_user_do
 
 
+# X500Principal's parser accepts these keywords (RFC 1779, 2253 and Java's own)
+# or a dotted OID as an attribute type.
+_X500_KEYWORDS = frozenset({
+    "CN", "C", "L", "S", "ST", "O", "OU", "T", "IP", "STREET", "DC", "DNQUALIFIER", "DNQ",
+    "SURNAME", "GIVENNAME", "INITIALS", "GENERATION", "EMAIL", "EMAILADDRESS", "UID",
+    "SERIALNUMBER",
+})  # fmt: skip
+_X500_SPLIT = re.compile(r"(?<!\\)[,;+]")
+_X500_OID = re.compile(r"(?:OID\.)?\d+(?:\.\d+)+")
+
+
+class X509Provider(AuthProvider):
+    """X509AuthenticationProvider: ids are subject DNs (X500Principal.getName()).
+
+    A TLS client's certificate authenticates it (the shell adds the id after
+    the handshake); ``super_user`` is zookeeper.X509AuthenticationProvider.superUser,
+    which matches every x509 ACL.
+    """
+
+    __slots__ = ("super_user",)
+    scheme = "x509"
+    authenticated = True
+
+    def __init__(self, super_user: str | None = None) -> None:
+        self.super_user = super_user
+
+    def is_valid(self, acl_id: str) -> bool:
+        """new X500Principal(id) would accept it (a type=value list, known types)."""
+        if not acl_id.strip():
+            return True
+        for ava in _X500_SPLIT.split(acl_id):
+            kind, eq, _value = ava.partition("=")
+            kind = kind.strip()
+            if not eq or not (kind.upper() in _X500_KEYWORDS or _X500_OID.fullmatch(kind)):
+                return False
+        return True
+
+    def matches(self, auth_id: str, acl_expr: str) -> bool:
+        if self.super_user is not None:
+            return auth_id == self.super_user or auth_id == acl_expr
+        return auth_id == acl_expr
+
+
+#: The provider classes ``authProvider.N`` / ``zookeeper.authProvider.N`` may name.
+_PROVIDER_CLASSES = {
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider": "ip",
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider": "digest",
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider": "sasl",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider": "x509",
+}
+
+
+def configured_providers(class_names: Iterable[str], *, digest_enabled: bool = True,
+                         x509_super_user: str | None = None,
+                         let_any_sasl_user_do: str | None = None) -> Mapping[str, AuthProvider]:
+    """ProviderRegistry.initialize(): ip, digest unless disabled, then each
+    ``zookeeper.authProvider.*`` class (an unknown class is logged and skipped,
+    as Apache's "Problems loading")."""
+    extra: list[AuthProvider] = []
+    for name in class_names:
+        scheme = _PROVIDER_CLASSES.get(name)
+        if scheme == "ip":
+            extra.append(IPProvider())
+        elif scheme == "digest":
+            extra.append(DigestProvider())
+        elif scheme == "sasl":
+            extra.append(SASLProvider(let_any_sasl_user_do))
+        elif scheme == "x509":
+            extra.append(X509Provider(x509_super_user))
+        else:
+            log.warning("Problems loading %s: pyzk has no such authentication provider", name)
+    return providers_with(*extra, digest_enabled=digest_enabled)
+
+
 DEFAULT_PROVIDERS: Mapping[str, AuthProvider] = MappingProxyType(
     {"ip": IPProvider(), "digest": DigestProvider()}
 )

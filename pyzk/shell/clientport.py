@@ -13,8 +13,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pyzk.config.errors import ConfigError
+from pyzk.config.tls import CLIENT_PREFIX, TlsSettings, tls_settings
+from pyzk.datatree.acl import X509Provider
+from pyzk.jute.records import Id
 from pyzk.shell.connection import ClientConnection
 from pyzk.shell.fourletter import FOUR_LETTER_WORD_BYTES
+from pyzk.shell.tlscontext import server_context, subject_id
 
 if TYPE_CHECKING:
     from pyzk.config import ServerConfig
@@ -32,21 +37,74 @@ class ClientPortHost:
 
     def __init__(self) -> None:
         self.listeners: list[asyncio.base_events.Server] = []
+        self.client_tls: TlsSettings | None = None
 
     async def listen(self) -> None:
-        """Open clientPort on clientPortAddress (all interfaces when unset)."""
+        """Open clientPort on clientPortAddress (all interfaces when unset) and
+        secureClientPort on secureClientPortAddress, with TLS.
+
+        The TLS context is built before either port opens. When it cannot be
+        built (a missing or unreadable store, a bad password, a bad setting),
+        the server still starts, as Apache does, and serves clientPort only,
+        with an ERROR line saying why; Apache opens the secure port and fails
+        every handshake on it, which to a client is much the same.
+        """
         cfg = self.cfg
-        if cfg.client_port is None:
+        if cfg.client_port is None and not cfg.secure_client_port:
             raise ValueError("clientPort is not set")
-        srv = await self.loop.create_server(
-            lambda: ClientConnection(self), host=cfg.client_port_address or None,
-            port=cfg.client_port, reuse_address=True, backlog=1024)
-        self.listeners.append(srv)
-        log.info("binding to port %s", ", ".join(
-            f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets))
+        ctx = None
         if cfg.secure_client_port:
-            log.warning("secureClientPort=%s: TLS client connections are not supported yet; "
-                        "only clientPort is served", cfg.secure_client_port)
+            try:
+                self.client_tls = tls_settings(cfg.system_properties, CLIENT_PREFIX)
+                ctx = server_context(self.client_tls)
+            except ConfigError as e:
+                log.error("secureClientPort %d is not served: %s", cfg.secure_client_port, e)
+        if cfg.client_port is not None:
+            srv = await self.loop.create_server(
+                lambda: ClientConnection(self), host=cfg.client_port_address or None,
+                port=cfg.client_port, reuse_address=True, backlog=1024)
+            self.listeners.append(srv)
+            log.info("binding to port %s", ", ".join(
+                f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets))
+        if ctx is not None:
+            assert self.client_tls is not None
+            srv = await self.loop.create_server(
+                lambda: ClientConnection(self, secure=True),
+                host=cfg.secure_client_port_address or None, port=cfg.secure_client_port,
+                ssl=ctx, ssl_handshake_timeout=self.client_tls.handshake_timeout_ms / 1000,
+                reuse_address=True, backlog=1024)
+            self.listeners.append(srv)
+            log.info("binding to secure port %s", ", ".join(
+                f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets))
+
+    def tls_authenticate(self, conn: ClientConnection, transport: asyncio.BaseTransport) -> bool:
+        """After the handshake: the x509 scheme's id for a client certificate.
+
+        As NettyServerCnxnFactory's CertificateVerifier: nothing to do when no
+        certificate was asked for (clientAuth=none) or none was given (want);
+        otherwise the provider named by ssl.authProvider (x509) must be
+        registered (authProvider.N), or the connection is closed. The chain
+        was already checked against the trust store during the handshake.
+        """
+        tls = self.client_tls
+        assert tls is not None
+        if tls.client_auth == "NONE":
+            return True
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return True
+        provider = self.server.providers.get(tls.auth_provider)
+        if not isinstance(provider, X509Provider):
+            log.error("X509 Auth provider not found: %s", tls.auth_provider)
+            return False
+        ident = subject_id(der)
+        if provider.super_user is not None and ident == provider.super_user:
+            conn.auth.append(Id("super", ident))
+            log.info("Authenticated Id '%s' as super user", ident)
+        conn.auth.append(Id("x509", ident))
+        log.info("Authenticated Id '%s' for Scheme 'x509'", ident)
+        return True
 
     def close_listeners(self) -> None:
         for srv in self.listeners:

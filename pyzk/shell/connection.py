@@ -28,8 +28,11 @@ _LEN = struct.Struct(">i")
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, shell: ClientPortHost) -> None:
+    def __init__(self, shell: ClientPortHost, secure: bool = False) -> None:
         self.shell = shell
+        #: Accepted on secureClientPort: asyncio has finished the TLS handshake
+        #: by the time connection_made runs.
+        self.secure = secure
         self.server = shell.server
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -67,6 +70,10 @@ class ClientConnection(asyncio.Protocol):
         self.auth.append(Id("ip", self.remote_ip))
         self.connected_at = self.server.wall_ms()
         self.cnxn_stats = ConnectionStats(self.server.now_ms())
+        if self.secure and not self.shell.tls_authenticate(self, transport):
+            self.closed = True
+            transport.close()
+            return
         if not self.shell.admit(self):
             self.closed = True
             transport.close()

@@ -37,6 +37,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APACHE_JARS = (
     "/usr/share/java/zookeeper.jar",
     "/usr/share/java/slf4j-nop.jar",
+    # NettyServerCnxnFactory (needed for secureClientPort) uses more of Netty
+    # than zookeeper.jar's manifest lists.
+    "/usr/share/java/netty-codec.jar",
+    "/usr/share/java/netty-handler.jar",
+    "/usr/share/java/netty-resolver.jar",
+    "/usr/share/java/netty-transport-native-unix-common.jar",
 )
 APACHE_CLASSPATH = ":".join(("/etc/zookeeper/conf", *APACHE_JARS))
 APACHE_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"

@@ -10,6 +10,7 @@ test can tell whether a watch event came before or after a given reply.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
 from typing import Any, Self
@@ -251,17 +252,28 @@ class WireClient:
         last_zxid: int = 0,
         read_only: bool | None = False,
         protocol_version: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> Handshake:
         """Open the socket and do the ConnectRequest handshake.
 
         ``read_only=None`` omits the trailing readOnly byte, as pre-3.3
         clients did. Raises ConnectionClosed when the server refuses by
         closing (e.g. a client whose lastZxidSeen is ahead of the server).
+        ``tls`` wraps the socket in TLS first (a secureClientPort).
         """
         if timeout is not None:
             self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            # a refused handshake raises ssl.SSLError (or OSError when the
+            # server hangs up first); the caller sees either
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         req = R.ConnectRequest(protocol_version, last_zxid, session_timeout, session_id, passwd)
         body = req.to_bytes()
         if read_only is not None:
