@@ -155,3 +155,20 @@ def test_garbage_and_silence_on_the_tls_port_are_dropped(tmp_path: Path, pki: Te
         p.connect(srv.host, srv.port)
         p.close()
         assert SECRET not in srv.log_tail(10_000)
+
+
+def test_the_load_generator_runs_over_tls(tmp_path: Path, pki: TestPKI) -> None:
+    """benchmarks/tls.py's path: measured connections over TLS, setup in plaintext."""
+    from benchmarks.loadgen import run_workload
+
+    client = pki.issue("bench")
+    (tmp_path / "c.crt").write_bytes(client.cert_pem())
+    (tmp_path / "c.key").write_bytes(client.key_pem())
+    srv, port = _tls_server(tmp_path, pki)
+    with srv:
+        r = run_workload(srv.host, srv.port, "get", connections=2, window=2, processes=1,
+                         duration=0.3, warmup=0.1,
+                         tls=(str(tmp_path / "ts.pem"), str(tmp_path / "c.crt"),
+                              str(tmp_path / "c.key")), tls_port=port)
+        assert r.ops > 0 and r.errors == 0
+        assert "Authenticated Id 'CN=bench' for Scheme 'x509'" in srv.log_tail(10_000)
