@@ -258,3 +258,52 @@ def test_the_java_client_over_tls_as_against_apache(tmp_path: Path,
     apache = _java_client_over_tls(ApacheServer, tmp_path / "apache", pki)
     assert "from-java" in apache and f"x509: {CLIENT_ID}" in apache, apache
     assert _java_client_over_tls(PyzkServer, tmp_path / "pyzk", pki) == apache
+
+
+def _unified_view(cls: type, tmp: Path, pki: dict[str, object],
+                  extra: dict[str, str]) -> list[object]:
+    """client.portUnification: plaintext and TLS clients on the one clientPort."""
+    import socket
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = _server_cfg(pki, tmp, "JKS", free_port(), {"client.portUnification": "true", **extra})
+    del cfg["secureClientPort"]
+    out: list[object] = []
+    with cls(tmp / "data", extra_cfg=cfg) as srv:
+        port = srv.port
+        c = WireClient(timeout=10)
+        c.connect("127.0.0.1", port)
+        who = c.call_reply(OpCode.whoAmI).decode()
+        out.append(("plain", sorted(i.authScheme for i in who.clientInfo)))
+        c.close()
+        for who_name in ("client", None, "untrusted"):
+            out.append((who_name, _session(port, _client_context(pki, who_name),
+                                           f"u-{who_name}")))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"ruok")
+            data = b""
+            while chunk := s.recv(100):
+                data += chunk
+        out.append(("plain ruok", data))
+        out.append(("tls ruok", _four_letter_over_tls(port, _client_context(pki, "client"))))
+    return out
+
+
+X509_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+
+
+@pytest.mark.parametrize("registered", [True, False], ids=["authProvider.x509", "no-provider"])
+def test_port_unification_as_against_apache(tmp_path: Path, pki: dict[str, object],
+                                            registered: bool) -> None:
+    """Without an explicit authProvider.x509, Apache 3.8 closes TLS clients that
+    bring a certificate on the unified port (its registry was read before
+    port unification named the provider); pyzk does the same."""
+    require_reference()
+    extra = {"authProvider.x509": X509_CLASS} if registered else {}
+    apache = _unified_view(ApacheServer, tmp_path / "apache", pki, extra)
+    assert apache[0] == ("plain", ["ip"])
+    if registered:
+        assert apache[1][1][0] == [("x509", CLIENT_ID)]
+    else:
+        assert apache[1] == ("client", ["refused"]), apache
+    assert _unified_view(PyzkServer, tmp_path / "pyzk", pki, extra) == apache

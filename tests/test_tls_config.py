@@ -70,6 +70,8 @@ def test_store_type_errors_use_apaches_words() -> None:
                       "zookeeper.ssl.keyStore.type": "JCEKS"})
     with pytest.raises(ConfigError, match="clientAuth: maybe"):
         tls_settings({"zookeeper.ssl.clientAuth": "maybe"})
+    t = tls_settings({"zookeeper.ssl.handshakeDetectionTimeoutMillis": "soon"})
+    assert t.handshake_timeout_ms == 5000  # logged, not fatal, as Apache
 
 
 def test_java_cipher_names_become_openssls() -> None:
@@ -134,3 +136,31 @@ def test_configured_providers_feed_acl_checks(caplog: pytest.LogCaptureFixture) 
     assert fixup_acl([ACL(31, Id("auth", ""))], [Id("ip", "1.2.3.4"), Id("x509", "CN=c")],
                      providers=reg) == [ACL(31, Id("x509", "CN=c"))]
     assert set(configured_providers([], digest_enabled=False)) == {"ip"}
+
+
+def test_first_bytes_tell_tls_from_plaintext() -> None:
+    from pyzk.shell.unified import looks_like_tls
+
+    hello = bytes([0x16, 3, 1, 0x02, 0x00])
+    assert looks_like_tls(hello) is True
+    assert looks_like_tls(hello[:3]) is None  # could still be TLS
+    assert looks_like_tls(b"") is None
+    assert looks_like_tls(b"ruok") is False  # a four-letter word, before 5 bytes
+    assert looks_like_tls(b"\x00\x00\x00\x2d\x00") is False  # a ConnectRequest
+    assert looks_like_tls(bytes([0x16, 2, 0, 0, 5])) is False  # not TLS 1.x
+    assert looks_like_tls(bytes([0x16, 3, 3, 0, 0])) is False  # empty record
+    assert looks_like_tls(bytes([0x17, 3, 3, 0x50, 0x00])) is False  # longer than any record
+
+
+def test_port_unification_registers_x509_too_late_for_the_registry(tmp_path: Path,
+                                                                   caplog) -> None:
+    """As NettyServerCnxnFactory: configureSSLAuth runs after ProviderRegistry
+    read the properties, so only an explicit authProvider.x509 registers it."""
+    cfg = _cfg(tmp_path, "client.portUnification=true\n")
+    assert cfg.client_port_unification and cfg.auth_provider_classes == ()
+    assert cfg.system_properties["zookeeper.authProvider.x509"] == X509
+    cfg = _cfg(tmp_path, f"client.portUnification=true\nauthProvider.x509={X509}\n")
+    assert cfg.auth_provider_classes == (X509,)
+    cfg = _cfg(tmp_path, "client.portUnification=true\nssl.authProvider=mtls\n")
+    assert not cfg.client_port_unification
+    assert "turning off client port unification" in caplog.text

@@ -90,6 +90,8 @@ class ServerConfig:
     #: in the order ProviderRegistry would meet them.
     auth_provider_classes: tuple[str, ...] = ()
     x509_super_user: str | None = None
+    #: client.portUnification: clientPort also takes TLS, told apart by the first bytes.
+    client_port_unification: bool = False
     raw: dict[str, str] = field(default_factory=dict)
     system_properties: dict[str, str] = field(default_factory=dict)
 

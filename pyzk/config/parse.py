@@ -92,6 +92,7 @@ _STRICT_UNUSED_BOOL_KEYS = frozenset(
 
 
 X509_PROVIDER_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+PORT_UNIFICATION_KEY = "zookeeper.client.portUnification"
 
 
 def _configure_ssl_auth(sysprops: dict[str, str]) -> None:
@@ -250,6 +251,22 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
         **values,  # type: ignore[arg-type]
     )
     apply_system_properties(cfg, SystemProperties(sysprops))
+    port_unification = sysprops.get(PORT_UNIFICATION_KEY, "").lower() == "true"
+    if port_unification:
+        # NettyServerCnxnFactory.configure runs configureSSLAuth too, but a
+        # failure turns port unification off instead of stopping the server.
+        # It runs after ProviderRegistry has read the system properties, so
+        # the x509 provider it names is not registered (Apache then closes
+        # every TLS client with a certificate on the unified port, "X509 Auth
+        # provider not found"), unless authProvider.x509 was configured: hence
+        # after apply_system_properties, which took auth_provider_classes.
+        try:
+            _configure_ssl_auth(sysprops)
+        except ConfigError as e:
+            log.error("unable to set up SslAuthProvider, turning off client port unification: %s",
+                      e)
+            port_unification = False
+    cfg.client_port_unification = port_unification
     cfg.system_properties = sysprops
     return cfg
 

@@ -56,7 +56,7 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "znode.container.checkIntervalMs", "znode.container.maxPerMinute",
         "znode.container.maxNeverUsedIntervalMs", "zookeeper.flushDelay",
         "zookeeper.maxBatchSize", "zookeeper.multiAddress.enabled",
-        "zookeeper.X509AuthenticationProvider.superUser",
+        "zookeeper.X509AuthenticationProvider.superUser", "zookeeper.client.portUnification",
         *(CLIENT_PREFIX + suffix for suffix in TLS_SUFFIXES),
     }
 )  # fmt: skip

@@ -12,9 +12,12 @@ Only the reading is here: which file, which type, which password; the shell
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pyzk.config.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 CLIENT_PREFIX = "zookeeper.ssl."
 QUORUM_PREFIX = "zookeeper.ssl.quorum."
@@ -127,12 +130,15 @@ def tls_settings(props: dict[str, str], prefix: str = CLIENT_PREFIX) -> TlsSetti
     timeout_s = props.get(f"{prefix}handshakeDetectionTimeoutMillis")
     timeout = 5000
     if timeout_s is not None:
+        # X509Util.getSslHandshakeTimeoutMillis: a bad or non-positive value
+        # is logged and the default used
         try:
             timeout = int(timeout_s)
         except ValueError:
-            raise ConfigError(
-                f"Bad value for {prefix}handshakeDetectionTimeoutMillis: {timeout_s}") from None
+            timeout = 0
         if timeout < 1:
+            log.warning("Invalid value for %shandshakeDetectionTimeoutMillis: %s, using the "
+                        "default value of 5000", prefix, timeout_s)
             timeout = 5000
     return TlsSettings(
         prefix=prefix,

@@ -20,6 +20,7 @@ from pyzk.jute.records import Id
 from pyzk.shell.connection import ClientConnection
 from pyzk.shell.fourletter import FOUR_LETTER_WORD_BYTES
 from pyzk.shell.tlscontext import server_context, subject_id
+from pyzk.shell.unified import UnifiedListener
 
 if TYPE_CHECKING:
     from pyzk.config import ServerConfig
@@ -36,7 +37,8 @@ class ClientPortHost:
     fourlw: Any
 
     def __init__(self) -> None:
-        self.listeners: list[asyncio.base_events.Server] = []
+        #: asyncio Servers, and a UnifiedListener for client.portUnification
+        self.listeners: list[Any] = []
         self.client_tls: TlsSettings | None = None
 
     async def listen(self) -> None:
@@ -53,20 +55,29 @@ class ClientPortHost:
         if cfg.client_port is None and not cfg.secure_client_port:
             raise ValueError("clientPort is not set")
         ctx = None
-        if cfg.secure_client_port:
+        if cfg.secure_client_port or cfg.client_port_unification:
             try:
                 self.client_tls = tls_settings(cfg.system_properties, CLIENT_PREFIX)
                 ctx = server_context(self.client_tls)
             except ConfigError as e:
-                log.error("secureClientPort %d is not served: %s", cfg.secure_client_port, e)
+                what = (f"secureClientPort {cfg.secure_client_port}" if cfg.secure_client_port
+                        else "TLS on the client port (client.portUnification)")
+                log.error("%s is not served: %s", what, e)
         if cfg.client_port is not None:
-            srv = await self.loop.create_server(
-                lambda: ClientConnection(self), host=cfg.client_port_address or None,
-                port=cfg.client_port, reuse_address=True, backlog=1024)
+            if ctx is not None and cfg.client_port_unification:
+                assert self.client_tls is not None
+                srv: Any = await UnifiedListener.open(
+                    self.loop, cfg.client_port_address, cfg.client_port,
+                    lambda secure: ClientConnection(self, secure=secure), ctx,
+                    self.client_tls.handshake_timeout_ms / 1000)
+            else:
+                srv = await self.loop.create_server(
+                    lambda: ClientConnection(self), host=cfg.client_port_address or None,
+                    port=cfg.client_port, reuse_address=True, backlog=1024)
             self.listeners.append(srv)
             log.info("binding to port %s", ", ".join(
                 f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in srv.sockets))
-        if ctx is not None:
+        if ctx is not None and cfg.secure_client_port:
             assert self.client_tls is not None
             srv = await self.loop.create_server(
                 lambda: ClientConnection(self, secure=True),

@@ -172,3 +172,46 @@ def test_the_load_generator_runs_over_tls(tmp_path: Path, pki: TestPKI) -> None:
                               str(tmp_path / "c.key")), tls_port=port)
         assert r.ops > 0 and r.errors == 0
         assert "Authenticated Id 'CN=bench' for Scheme 'x509'" in srv.log_tail(10_000)
+
+
+def _until_closed(s: socket.socket) -> None:
+    """Read until the server closes (EOF or reset); a hang times out and fails."""
+    try:
+        while s.recv(100):
+            pass
+    except ConnectionResetError:
+        pass
+
+
+def test_the_unified_port_under_bad_input(tmp_path: Path, pki: TestPKI) -> None:
+    """client.portUnification: garbage that starts like TLS, silence, a client
+    that leaves before its first byte; then plaintext and TLS still work."""
+    ks = write_keystore(pki.issue("localhost"), tmp_path / "ks.p12", "PKCS12", SECRET)
+    (tmp_path / "ca.pem").write_bytes(pki.ca_pem())
+    cfg = {"client.portUnification": "true", "ssl.keyStore.location": str(ks),
+           "ssl.keyStore.password": SECRET, "ssl.clientAuth": "none",
+           "ssl.handshakeDetectionTimeoutMillis": "700"}
+    with PyzkServer(tmp_path / "data", extra_cfg=cfg) as srv:
+        port = srv.port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01\x00\x10" + os.urandom(16))  # a TLS record of junk
+            _until_closed(s)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"\x16\x03")  # too few bytes to tell, then nothing
+            t0 = time.monotonic()
+            _until_closed(s)
+            assert 0.5 <= time.monotonic() - t0 < 8
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"ruok")
+            assert s.recv(100) == b"imok"
+        plain = WireClient()
+        plain.connect("127.0.0.1", port)
+        assert plain.call_reply(OpCode.exists, R.ExistsRequest("/", False)).err == 0
+        plain.close()
+        secure = WireClient()
+        secure.connect("127.0.0.1", port,
+                       tls=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")))
+        assert secure.call_reply(OpCode.exists, R.ExistsRequest("/", False)).err == 0
+        secure.close()
+        assert "no TLS or plaintext request within 0.7 s" in srv.log_tail(10_000)
