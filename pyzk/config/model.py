@@ -92,6 +92,11 @@ class ServerConfig:
     x509_super_user: str | None = None
     #: client.portUnification: clientPort also takes TLS, told apart by the first bytes.
     client_port_unification: bool = False
+    #: DigestLoginModule users of the JAAS Server section (name -> password),
+    #: None without one; never in repr (it holds passwords).
+    sasl_digest_users: dict[str, str] | None = field(default=None, repr=False)
+    #: zookeeper.superUser[.*]: SASL ids that are super users.
+    sasl_super_users: frozenset[str] = frozenset()
     raw: dict[str, str] = field(default_factory=dict)
     system_properties: dict[str, str] = field(default_factory=dict)
 

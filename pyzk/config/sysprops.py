@@ -57,6 +57,7 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "znode.container.maxNeverUsedIntervalMs", "zookeeper.flushDelay",
         "zookeeper.maxBatchSize", "zookeeper.multiAddress.enabled",
         "zookeeper.X509AuthenticationProvider.superUser", "zookeeper.client.portUnification",
+        "zookeeper.superUser", "zookeeper.sasl.serverconfig",
         *(CLIENT_PREFIX + suffix for suffix in TLS_SUFFIXES),
     }
 )  # fmt: skip
@@ -159,6 +160,10 @@ def apply_system_properties(cfg: ServerConfig, sp: SystemProperties) -> None:
     cfg.auth_provider_classes = tuple(
         value for name, value in sorted(sp.props.items()) if name.startswith(AUTH_PROVIDER_PREFIX))
     cfg.x509_super_user = sp.get("zookeeper.X509AuthenticationProvider.superUser")
+    # isSaslSuperUser: zookeeper.superUser, or zookeeper.superUser.<anything>
+    cfg.sasl_super_users = frozenset(
+        v for k, v in sp.props.items()
+        if v and (k == "zookeeper.superUser" or k.startswith("zookeeper.superUser.")))
     if "multiAddress.enabled" not in cfg.raw:
         cfg.multi_address_enabled = sp.get("zookeeper.multiAddress.enabled") == "true"
 

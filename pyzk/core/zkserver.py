@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyzk.config import ServerConfig
+from pyzk.core.digestmd5 import DigestMD5Server, SaslError
 from pyzk.core.errors import KeeperError
 from pyzk.core.metrics import LAST_OP_NAMES, count, observe
 from pyzk.core.prep import WRITE_OPS, Prepared, Preparer
@@ -53,6 +54,7 @@ from pyzk.jute.records import (
     Id,
     SetACLResponse,
     SetDataResponse,
+    SetSASLResponse,
     TxnHeader,
 )
 from pyzk.txnlog.txn import encode_txn
@@ -315,10 +317,7 @@ class ZooKeeperServer:
             self._auth(conn, xid, body)
             return
         if op == OpCode.sasl:
-            # No SASL server is configured: Apache's evaluate step fails with a
-            # NullPointerException it swallows, and answers OK with a null token.
-            GetSASLRequest.decode(body, 0, self.maxbuf)
-            self.reply(conn, xid, 0, _NULL_SASL_TOKEN, zxid=0)
+            self._sasl(conn, xid, body)
             return
         self.sessions.touch(sid, int(now))
         if op not in VALID_OPS or op == OpCode.createSession:
@@ -423,6 +422,38 @@ class ZooKeeperServer:
             self.stats.auth_failed += 1
             self.reply(conn, xid, Err.AUTHFAILED, zxid=0)
             conn.close()
+
+    def _sasl(self, conn: Any, xid: int, body: bytes) -> None:
+        """ZooKeeperServer.processSasl, with DIGEST-MD5 the one mechanism."""
+        token = GetSASLRequest.decode(body, 0, self.maxbuf)[0].token or b""
+        users = self.cfg.sasl_digest_users
+        if users is None:
+            # No SASL server is configured: Apache's evaluate step fails with a
+            # NullPointerException it swallows, and answers OK with a null token.
+            self.reply(conn, xid, 0, _NULL_SASL_TOKEN, zxid=0)
+            return
+        mech = conn.sasl
+        if mech is None:
+            mech = conn.sasl = DigestMD5Server(users, conn.new_nonce())
+        try:
+            answer = mech.evaluate(token)
+        except SaslError as e:
+            log.warning("Client %s failed to SASL authenticate: %s", conn.remote, e)
+            log.warning("Closing client connection due to SASL authentication failure.")
+            self.stats.auth_failed += 1
+            self.reply(conn, xid, Err.AUTHFAILED, _NULL_SASL_TOKEN, zxid=0)
+            conn.close()
+            return
+        if mech.complete and mech.authorization_id is not None:
+            ident = mech.authorization_id
+            log.info("Session 0x%x: adding SASL authorization for authorizationID: %s",
+                     conn.session_id & (2**64 - 1), ident)
+            _add_auth(conn.auth, Id("sasl", ident))
+            if ident in self.cfg.sasl_super_users:
+                _add_auth(conn.auth, Id("super", ""))
+                log.info("Session 0x%x: Authenticated Id '%s' as super user",
+                         conn.session_id & (2**64 - 1), ident)
+        self.reply(conn, xid, 0, SetSASLResponse(answer).to_bytes(), zxid=0)
 
     # -- commit ---------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from pyzk.config import (
     static_quorum,
     trim_properties,
 )
+from pyzk.config.jaas import DIGEST_LOGIN_MODULE, digest_users, parse_jaas
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,38 @@ def load_config(path: str, *, jvm_flags: str | None = None) -> ServerConfig:
     except ConfigError as e:
         raise ConfigError(f"Error processing {path}: {e}") from None
     cfg.initial_config = text
+    _load_jaas(cfg)
     return cfg
+
+
+def _load_jaas(cfg: ServerConfig) -> None:
+    """ServerCnxnFactory.configureSaslLogin: the JAAS file's Server section.
+
+    A file that cannot be read or parsed stops the server, as Apache's
+    IOException does; a file without the section leaves SASL off.
+    """
+    path = cfg.system_properties.get("java.security.auth.login.config")
+    if not path:
+        return
+    section = cfg.system_properties.get("zookeeper.sasl.serverconfig", "Server")
+    try:
+        with open(path, "rb") as f:
+            sections = parse_jaas(f.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ConfigError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"No JAAS configuration section named '{section}' was found in "
+                          f"'{path}' ({reason}).") from None
+    modules = sections.get(section)
+    if modules is None:
+        return
+    users = digest_users(modules)
+    if users is None:
+        log.warning("JAAS section %s has no %s: pyzk serves SASL DIGEST-MD5 only (%s)",
+                    section, DIGEST_LOGIN_MODULE, ", ".join(m.name for m in modules))
+        return
+    cfg.sasl_digest_users = users
+    log.info("SASL DIGEST-MD5 with %d user(s) from the JAAS section %s of %s",
+             len(users), section, path)
 
 
 def _parse(props: dict[str, str], sysprops: dict[str, str], path: str) -> ServerConfig:

@@ -9,7 +9,9 @@ bytes spell a four-letter word.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,9 @@ class ClientConnection(asyncio.Protocol):
         #: Accepted on secureClientPort: asyncio has finished the TLS handshake
         #: by the time connection_made runs.
         self.secure = secure
+        #: The SASL negotiation in progress (pyzk.core.digestmd5), made on the
+        #: first sasl request.
+        self.sasl: Any = None
         self.server = shell.server
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -184,6 +189,10 @@ class ClientConnection(asyncio.Protocol):
 
     def send_event(self, etype: int, path: str) -> None:
         self.send(encode_notification(etype, path))
+
+    def new_nonce(self) -> str:
+        """A fresh DIGEST-MD5 nonce: randomness is the shell's, not the core's."""
+        return base64.b64encode(os.urandom(32)).decode("ascii")
 
     def close(self) -> None:
         """Flush what is queued, then close."""
