@@ -108,3 +108,52 @@ def test_the_java_client_digest_md5_as_against_apache(tmp_path: Path, password: 
     if password == "bob-secret":
         assert "sasl: bob" in apache, apache
     assert _java_client_view(PyzkServer, tmp_path / "pyzk", password) == apache
+
+
+def _enforced_view(cls: type, tmp: Path, extra: dict[str, str]) -> list[object]:
+    """enforce.auth.*: what an unauthenticated and an authenticated client get."""
+    from pyzk.jute import records as R
+    from pyzk.jute.constants import OpCode
+    from pyzk.testing.wire import ConnectionClosed, WireClient
+
+    out: list[object] = []
+    try:
+        srv = cls(tmp / "data", extra_cfg=extra)
+        srv.start(timeout=20)
+    except Exception as e:  # noqa: BLE001 - a refused config is an outcome here
+        return ["did not start", type(e).__name__]
+    try:
+        c = WireClient(timeout=10)
+        c.connect(srv.host, srv.port)
+        r = c.call_reply(OpCode.exists, R.ExistsRequest("/", False))
+        out.append(("unauthenticated exists", r.err))
+        try:
+            c.call_reply(OpCode.exists, R.ExistsRequest("/", False))
+            out.append("still open")
+        except (ConnectionClosed, OSError):
+            out.append("closed")
+        c.close()
+        a = WireClient(timeout=10)
+        a.connect(srv.host, srv.port)
+        out.append(("addauth", a.call_reply(OpCode.auth, R.AuthPacket(0, "digest", b"u:p")).err))
+        out.append(("authenticated exists",
+                    a.call_reply(OpCode.exists, R.ExistsRequest("/", False)).err))
+        a.close()
+    finally:
+        srv.stop()
+    return out
+
+
+@pytest.mark.parametrize("extra", [
+    {"enforce.auth.enabled": "true", "enforce.auth.schemes": "digest"},
+    {"enforce.auth.enabled": "true", "enforce.auth.schemes": "sasl,digest",
+     "authProvider.1": SASL_PROVIDER},
+    {"enforce.auth.enabled": "true"},
+    {"enforce.auth.enabled": "true", "enforce.auth.schemes": "kerberos"},
+], ids=["digest", "sasl-or-digest", "no-schemes", "unknown-scheme"])
+def test_enforced_auth_as_against_apache(tmp_path: Path, extra: dict[str, str]) -> None:
+    require_reference()
+    apache = _enforced_view(ApacheServer, tmp_path / "apache", extra)
+    assert _enforced_view(PyzkServer, tmp_path / "pyzk", extra) == apache
+    if "enforce.auth.schemes" in extra and "kerberos" not in extra["enforce.auth.schemes"]:
+        assert apache[:2] == [("unauthenticated exists", -124), "closed"], apache

@@ -122,3 +122,20 @@ def test_protocol_violations_are_refused() -> None:
         with pytest.raises(SaslError, match=msg):
             s.evaluate(bad.format(uri=DIGEST_URI).encode())
     assert parse_directives(b'a="x\\"y", b=2') == {"a": 'x"y', "b": "2"}
+
+
+def test_enforcement_settings(tmp_path) -> None:
+    from pyzk.shell.configfile import load_config
+
+    def cfg(extra: str):
+        (tmp_path / "zoo.cfg").write_text(f"dataDir={tmp_path}\nclientPort=2181\n{extra}")
+        return load_config(str(tmp_path / "zoo.cfg"))
+
+    c = cfg("")
+    assert not c.enforce_auth_enabled and c.enforce_auth_schemes == ()
+    c = cfg("enforce.auth.enabled=true\nenforce.auth.schemes= sasl , digest\n")
+    assert c.enforce_auth_enabled and c.enforce_auth_schemes == ("sasl", "digest")
+    # sessionRequireClientSASLAuth wins over the other two
+    c = cfg("sessionRequireClientSASLAuth=true\nenforce.auth.schemes=digest\n")
+    assert c.enforce_auth_enabled and c.enforce_auth_schemes == ("sasl",)
+    assert cfg("allowSaslFailedClients=true\n").allow_sasl_failed_clients

@@ -97,6 +97,11 @@ class ServerConfig:
     sasl_digest_users: dict[str, str] | None = field(default=None, repr=False)
     #: zookeeper.superUser[.*]: SASL ids that are super users.
     sasl_super_users: frozenset[str] = frozenset()
+    #: AuthenticationHelper: enforce.auth.enabled/schemes, or
+    #: sessionRequireClientSASLAuth (which means: enforced, scheme sasl).
+    enforce_auth_enabled: bool = False
+    enforce_auth_schemes: tuple[str, ...] = ()
+    allow_sasl_failed_clients: bool = False
     raw: dict[str, str] = field(default_factory=dict)
     system_properties: dict[str, str] = field(default_factory=dict)
 

@@ -58,6 +58,8 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "zookeeper.maxBatchSize", "zookeeper.multiAddress.enabled",
         "zookeeper.X509AuthenticationProvider.superUser", "zookeeper.client.portUnification",
         "zookeeper.superUser", "zookeeper.sasl.serverconfig",
+        "zookeeper.sessionRequireClientSASLAuth", "zookeeper.enforce.auth.enabled",
+        "zookeeper.enforce.auth.schemes", "zookeeper.allowSaslFailedClients",
         *(CLIENT_PREFIX + suffix for suffix in TLS_SUFFIXES),
     }
 )  # fmt: skip
@@ -160,6 +162,14 @@ def apply_system_properties(cfg: ServerConfig, sp: SystemProperties) -> None:
     cfg.auth_provider_classes = tuple(
         value for name, value in sorted(sp.props.items()) if name.startswith(AUTH_PROVIDER_PREFIX))
     cfg.x509_super_user = sp.get("zookeeper.X509AuthenticationProvider.superUser")
+    if sp.parse_boolean("zookeeper.sessionRequireClientSASLAuth", False):
+        cfg.enforce_auth_enabled, cfg.enforce_auth_schemes = True, ("sasl",)
+    else:
+        cfg.enforce_auth_enabled = sp.parse_boolean("zookeeper.enforce.auth.enabled", False)
+        schemes = sp.get("zookeeper.enforce.auth.schemes")
+        cfg.enforce_auth_schemes = (tuple(x.strip() for x in schemes.split(","))
+                                    if schemes is not None else ())
+    cfg.allow_sasl_failed_clients = sp.get_boolean("zookeeper.allowSaslFailedClients")
     # isSaslSuperUser: zookeeper.superUser, or zookeeper.superUser.<anything>
     cfg.sasl_super_users = frozenset(
         v for k, v in sp.props.items()

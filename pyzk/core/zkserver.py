@@ -28,7 +28,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from pyzk.config import ServerConfig
+from pyzk.config import ConfigError, ServerConfig
 from pyzk.core.digestmd5 import DigestMD5Server, SaslError
 from pyzk.core.errors import KeeperError
 from pyzk.core.metrics import LAST_OP_NAMES, count, observe
@@ -167,6 +167,17 @@ class ZooKeeperServer:
         self.providers = aclmod.configured_providers(
             cfg.auth_provider_classes, digest_enabled=cfg.digest_auth_enabled,
             x509_super_user=cfg.x509_super_user)
+        #: enforce.auth.schemes when enforcement is on (AuthenticationHelper), else None
+        self.enforce_schemes: tuple[str, ...] | None = None
+        if cfg.enforce_auth_enabled:
+            if not cfg.enforce_auth_schemes:
+                raise ConfigError("zookeeper.enforce.auth.enabled is true "
+                                  "zookeeper.enforce.auth.schemes must be  configured.")
+            for scheme in cfg.enforce_auth_schemes:
+                if scheme not in self.providers:
+                    raise ConfigError(f"Authentication scheme {scheme} is not available.")
+            self.enforce_schemes = cfg.enforce_auth_schemes
+        self.sasl_auth_required = "sasl" in (self.enforce_schemes or ())
         self.prep = Preparer(
             self.tree, skip_acl=self.skip_acl, extended_types=self.extended_types,
             enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled,
@@ -319,6 +330,17 @@ class ZooKeeperServer:
         if op == OpCode.sasl:
             self._sasl(conn, xid, body)
             return
+        if self.enforce_schemes is not None and not any(
+                a.scheme in self.enforce_schemes for a in conn.auth):
+            # AuthenticationHelper.enforceAuthentication: answer, then close
+            # the connection (the session lives on until it expires)
+            log.error("Client authentication scheme(s) %s does not match with any of the "
+                      "expected authentication scheme %s, closing session.",
+                      "[" + ", ".join(a.scheme for a in conn.auth) + "]",
+                      "[" + ", ".join(self.enforce_schemes) + "]")
+            self.reply(conn, xid, Err.SESSIONCLOSEDREQUIRESASLAUTH, zxid=0)
+            conn.close()
+            return
         self.sessions.touch(sid, int(now))
         if op not in VALID_OPS or op == OpCode.createSession:
             log.warning("Received packet at server of unknown type %d", op)
@@ -439,9 +461,20 @@ class ZooKeeperServer:
             answer = mech.evaluate(token)
         except SaslError as e:
             log.warning("Client %s failed to SASL authenticate: %s", conn.remote, e)
-            log.warning("Closing client connection due to SASL authentication failure.")
             self.stats.auth_failed += 1
-            self.reply(conn, xid, Err.AUTHFAILED, _NULL_SASL_TOKEN, zxid=0)
+            if self.cfg.allow_sasl_failed_clients and not self.sasl_auth_required:
+                log.warning("Maintaining client connection despite SASL authentication failure.")
+                self.reply(conn, xid, 0, _NULL_SASL_TOKEN, zxid=0)
+                return
+            if self.sasl_auth_required:
+                log.warning("Closing client connection due to server requires client SASL "
+                            "authenticaiton,but client SASL authentication has failed, or "
+                            "client is not configured with SASL authentication.")
+                err = Err.SESSIONCLOSEDREQUIRESASLAUTH
+            else:
+                log.warning("Closing client connection due to SASL authentication failure.")
+                err = Err.AUTHFAILED
+            self.reply(conn, xid, err, _NULL_SASL_TOKEN, zxid=0)
             conn.close()
             return
         if mech.complete and mech.authorization_id is not None:

@@ -224,15 +224,23 @@ def server_context(tls: TlsSettings) -> ssl.SSLContext:
                        "NONE": ssl.CERT_NONE}[tls.client_auth]
     if tls.truststore is not None:
         trusted = load_truststore(tls.truststore)
-        ctx.load_verify_locations(cadata="".join(
-            c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trusted))
+        try:
+            ctx.load_verify_locations(cadata="".join(
+                c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in trusted))
+        except ssl.SSLError as e:
+            raise ConfigError(f"trust store {tls.truststore.location}: OpenSSL refused its "
+                              f"certificates ({e.reason or 'unknown reason'})") from None
     elif tls.client_auth != "NONE":
         ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
     if tls.crl or tls.ocsp:
         log.warning("%scrl/%socsp: revocation checking is not supported by pyzk; "
                     "certificates are not checked for revocation", tls.prefix, tls.prefix)
     key, certs = load_keystore(tls.keystore)
-    _load_chain(ctx, key, certs)
+    try:
+        _load_chain(ctx, key, certs)
+    except ssl.SSLError as e:
+        raise ConfigError(f"key store {tls.keystore.location}: OpenSSL refused its key and "
+                          f"certificate ({e.reason or e.library or 'unknown reason'})") from None
     return ctx
 
 

@@ -73,3 +73,24 @@ def test_negotiation_then_a_token_flood_then_a_wrong_password(tmp_path: Path) ->
         log = srv.log_tail(10_000)
         assert "failed to SASL authenticate: DIGEST-MD5: digest response format violation" in log
         assert "b0b-s3cret" not in log and "Wr0ng-pw" not in log
+
+
+def test_required_sasl_refuses_a_failed_or_missing_negotiation(tmp_path: Path) -> None:
+    (tmp_path / "jaas.conf").write_text(JAAS)
+    srv = PyzkServer(tmp_path / "data", extra_cfg={
+        "sessionRequireClientSASLAuth": "true",
+        "authProvider.1": "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"},
+        jvm_flags=[f"-Djava.security.auth.login.config={tmp_path / 'jaas.conf'}"])
+    with srv:
+        w = WireClient()
+        w.connect(srv.host, srv.port)
+        bad = SASLClient("zk-sasl-md5", service="zookeeper", mechanism="DIGEST-MD5",
+                         username="bob", password="nope")
+        _err, challenge = _sasl(w, b"")
+        assert _sasl(w, bad.process(challenge))[0] == Err.SESSIONCLOSEDREQUIRESASLAUTH
+        w.close()
+        plain = WireClient()
+        plain.connect(srv.host, srv.port)
+        r = plain.call_reply(OpCode.getChildren, R.GetChildrenRequest("/", False))
+        assert r.err == Err.SESSIONCLOSEDREQUIRESASLAUTH
+        plain.close()

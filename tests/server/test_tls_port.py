@@ -215,3 +215,14 @@ def test_the_unified_port_under_bad_input(tmp_path: Path, pki: TestPKI) -> None:
         assert secure.call_reply(OpCode.exists, R.ExistsRequest("/", False)).err == 0
         secure.close()
         assert "no TLS or plaintext request within 0.7 s" in srv.log_tail(10_000)
+
+
+def test_a_key_store_whose_key_and_certificate_differ_is_a_config_error(
+        tmp_path: Path, pki: TestPKI) -> None:
+    from pyzk.testing.certs import Identity
+
+    a, b = pki.issue("localhost"), pki.issue("other")
+    ks = write_keystore(Identity(a.cert, b.key, a.chain), tmp_path / "ks.pem", "PEM")
+    with pytest.raises(ConfigError, match="OpenSSL refused its key and certificate"):
+        server_context(tls_settings({"zookeeper.ssl.keyStore.location": str(ks),
+                                     "zookeeper.ssl.clientAuth": "none"}))
