@@ -133,9 +133,25 @@ def test_enforcement_settings(tmp_path) -> None:
 
     c = cfg("")
     assert not c.enforce_auth_enabled and c.enforce_auth_schemes == ()
-    c = cfg("enforce.auth.enabled=true\nenforce.auth.schemes= sasl , digest\n")
+    sasl = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
+    c = cfg(sasl + "enforce.auth.enabled=true\nenforce.auth.schemes= sasl , digest\n")
     assert c.enforce_auth_enabled and c.enforce_auth_schemes == ("sasl", "digest")
     # sessionRequireClientSASLAuth wins over the other two
-    c = cfg("sessionRequireClientSASLAuth=true\nenforce.auth.schemes=digest\n")
+    c = cfg(sasl + "sessionRequireClientSASLAuth=true\nenforce.auth.schemes=digest\n")
     assert c.enforce_auth_enabled and c.enforce_auth_schemes == ("sasl",)
     assert cfg("allowSaslFailedClients=true\n").allow_sasl_failed_clients
+
+
+def test_bad_enforcement_fails_when_the_config_is_loaded(tmp_path) -> None:
+    """Before any server object exists, so an ensemble member fails at start."""
+    from pyzk.shell.configfile import load_config
+
+    (tmp_path / "zoo.cfg").write_text(
+        f"dataDir={tmp_path}\nclientPort=2181\nenforce.auth.enabled=true\n"
+        "enforce.auth.schemes=sasl\n")
+    with pytest.raises(ConfigError, match="Authentication scheme sasl is not available"):
+        load_config(str(tmp_path / "zoo.cfg"))
+    (tmp_path / "zoo.cfg").write_text(
+        f"dataDir={tmp_path}\nclientPort=2181\nenforce.auth.enabled=true\n")
+    with pytest.raises(ConfigError, match="enforce.auth.schemes must be  configured"):
+        load_config(str(tmp_path / "zoo.cfg"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pyzk.config import ConfigError, ServerConfig
@@ -145,6 +145,32 @@ class ServerStats:
         self.count += 1
 
 
+def auth_providers(cfg: ServerConfig) -> Mapping[str, aclmod.AuthProvider]:
+    """The auth schemes ACLs may name (ProviderRegistry), from authProvider.N."""
+    return aclmod.configured_providers(
+        cfg.auth_provider_classes, digest_enabled=cfg.digest_auth_enabled,
+        x509_super_user=cfg.x509_super_user)
+
+
+def enforced_schemes(cfg: ServerConfig,
+                     providers: Mapping[str, aclmod.AuthProvider]) -> tuple[str, ...] | None:
+    """AuthenticationHelper's validation: the schemes to enforce, or None.
+
+    ConfigError as Apache's IllegalArgumentException; the shell calls this
+    when it loads the config, so an ensemble member fails at start too, not
+    at its first election.
+    """
+    if not cfg.enforce_auth_enabled:
+        return None
+    if not cfg.enforce_auth_schemes:
+        raise ConfigError("zookeeper.enforce.auth.enabled is true "
+                          "zookeeper.enforce.auth.schemes must be  configured.")
+    for scheme in cfg.enforce_auth_schemes:
+        if scheme not in providers:
+            raise ConfigError(f"Authentication scheme {scheme} is not available.")
+    return cfg.enforce_auth_schemes
+
+
 class ZooKeeperServer:
     #: ReadOnlyZooKeeperServer sets the ConnectResponse's readOnly flag (and srvr/isro say so).
     read_only = False
@@ -163,20 +189,9 @@ class ZooKeeperServer:
         self.skip_acl = cfg.skip_acl
         self.super_digest = cfg.super_digest
         self.extended_types = cfg.extended_types_enabled
-        #: The auth schemes ACLs may name (ProviderRegistry), from authProvider.N.
-        self.providers = aclmod.configured_providers(
-            cfg.auth_provider_classes, digest_enabled=cfg.digest_auth_enabled,
-            x509_super_user=cfg.x509_super_user)
+        self.providers = auth_providers(cfg)
         #: enforce.auth.schemes when enforcement is on (AuthenticationHelper), else None
-        self.enforce_schemes: tuple[str, ...] | None = None
-        if cfg.enforce_auth_enabled:
-            if not cfg.enforce_auth_schemes:
-                raise ConfigError("zookeeper.enforce.auth.enabled is true "
-                                  "zookeeper.enforce.auth.schemes must be  configured.")
-            for scheme in cfg.enforce_auth_schemes:
-                if scheme not in self.providers:
-                    raise ConfigError(f"Authentication scheme {scheme} is not available.")
-            self.enforce_schemes = cfg.enforce_auth_schemes
+        self.enforce_schemes = enforced_schemes(cfg, self.providers)
         self.sasl_auth_required = "sasl" in (self.enforce_schemes or ())
         self.prep = Preparer(
             self.tree, skip_acl=self.skip_acl, extended_types=self.extended_types,

@@ -28,6 +28,7 @@ from pyzk.config import (
     trim_properties,
 )
 from pyzk.config.jaas import DIGEST_LOGIN_MODULE, digest_users, parse_jaas
+from pyzk.core.zkserver import auth_providers, enforced_schemes
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ def load_config(path: str, *, jvm_flags: str | None = None) -> ServerConfig:
         raise ConfigError(f"Error processing {path}: {e}") from None
     cfg.initial_config = text
     _load_jaas(cfg)
+    try:
+        enforced_schemes(cfg, auth_providers(cfg))
+    except ConfigError as e:
+        raise ConfigError(f"Error processing {path}: {e}") from None
     return cfg
 
 
