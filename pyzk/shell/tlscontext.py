@@ -12,12 +12,14 @@ the disk and the passphrase never leaves this process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import secrets
 import ssl
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -94,6 +96,25 @@ def _pem_blocks(data: bytes, label: bytes) -> list[bytes]:
                       data, re.S)
 
 
+def _pkcs12(data: bytes, password: str) -> tuple[object, list[x509.Certificate]]:
+    """(key or None, certificates) of a PKCS12 file, key's certificate first."""
+    key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode() or None)
+    return key, ([cert] if cert is not None else []) + list(extra)
+
+
+@contextlib.contextmanager
+def _store_errors(spec: StoreSpec, what: str) -> Iterator[None]:
+    """Each library raises its own kinds of error: all become one ConfigError
+    naming the file and the error's type, never the password."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        raise ConfigError(f"cannot load the {spec.type} {what} {spec.location}: "
+                          f"{type(e).__name__} (wrong password or damaged file?)") from None
+
+
 def load_keystore(spec: StoreSpec) -> tuple[object, list[x509.Certificate]]:
     """(private key, certificate chain) from a key store; ConfigError says why not.
 
@@ -101,7 +122,7 @@ def load_keystore(spec: StoreSpec) -> tuple[object, list[x509.Certificate]]:
     """
     data = _read(spec, "key store")
     password = _password(spec)
-    try:
+    with _store_errors(spec, "key store"):
         if spec.type == "PEM":
             certs = x509.load_pem_x509_certificates(data) if b"CERTIFICATE" in data else []
             blocks = [b for label in (rb"ENCRYPTED PRIVATE KEY", rb"PRIVATE KEY",
@@ -113,8 +134,7 @@ def load_keystore(spec: StoreSpec) -> tuple[object, list[x509.Certificate]]:
             key = serialization.load_pem_private_key(
                 blocks[0], password.encode() if encrypted else None)
         elif spec.type == "PKCS12":
-            key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode() or None)
-            certs = ([cert] if cert is not None else []) + list(extra)
+            key, certs = _pkcs12(data, password)
         elif spec.type == "JKS":
             import jks  # pyjks
 
@@ -129,11 +149,6 @@ def load_keystore(spec: StoreSpec) -> tuple[object, list[x509.Certificate]]:
             certs = [x509.load_der_x509_certificate(der) for _t, der in entry.cert_chain]
         else:  # pragma: no cover - _read refused it
             raise ConfigError(f"{spec.type} key stores are not supported")
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - each library raises its own kinds
-        raise ConfigError(f"cannot load the {spec.type} key store {spec.location}: "
-                          f"{type(e).__name__} (wrong password or damaged file?)") from None
     if key is None or not certs:
         raise ConfigError(f"key store {spec.location} needs a private key and its certificate")
     return key, certs
@@ -143,12 +158,11 @@ def load_truststore(spec: StoreSpec) -> list[x509.Certificate]:
     """The trusted certificates of a trust store; ConfigError says why not."""
     data = _read(spec, "trust store")
     password = _password(spec)
-    try:
+    with _store_errors(spec, "trust store"):
         if spec.type == "PEM":
             certs = x509.load_pem_x509_certificates(data)
         elif spec.type == "PKCS12":
-            _key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode() or None)
-            certs = ([cert] if cert is not None else []) + list(extra)
+            _key, certs = _pkcs12(data, password)
         elif spec.type == "JKS":
             import jks  # pyjks
 
@@ -158,11 +172,6 @@ def load_truststore(spec: StoreSpec) -> list[x509.Certificate]:
                 certs += [x509.load_der_x509_certificate(der) for _t, der in entry.cert_chain]
         else:  # pragma: no cover - _read refused it
             raise ConfigError(f"{spec.type} trust stores are not supported")
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - each library raises its own kinds
-        raise ConfigError(f"cannot load the {spec.type} trust store {spec.location}: "
-                          f"{type(e).__name__} (wrong password or damaged file?)") from None
     if not certs:
         raise ConfigError(f"trust store {spec.location} holds no certificate")
     return certs
