@@ -4,17 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -f /usr/share/java/zookeeper.jar ]; then
+# Debian packages the tests use: Apache ZooKeeper 3.8 (the oracle), a JDK for the
+# small Java oracles, MIT Kerberos (the tests start their own KDC; libkrb5-dev
+# builds python-gssapi and pykerberos) and Curator (the Curator SASL test).
+PACKAGES=(zookeeper zookeeper-bin krb5-kdc krb5-admin-server krb5-user
+          libkrb5-dev libcurator-client-java libcurator-framework-java)
+missing=()
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+for p in "${PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
     "${SUDO[@]}" apt-get update
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper zookeeper-bin
-fi
-
-# The data-tree tests compile a small Java oracle against Apache's jars.
-if ! command -v javac >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
-    "${SUDO[@]}" apt-get update
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y default-jdk-headless
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 
 python -m pip install -q -e '.[test]'
