@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: Apache ZooKeeper 3.8 (the oracle), a JDK for the
 # small Java oracles, MIT Kerberos (the tests start their own KDC; libkrb5-dev
-# builds python-gssapi and pykerberos) and Curator (the Curator SASL test).
+# builds python-gssapi and pykerberos), Curator (the Curator SASL test) and
+# shellcheck (the Docker entrypoint).
 PACKAGES=(zookeeper zookeeper-bin krb5-kdc krb5-admin-server krb5-user
-          libkrb5-dev libcurator-client-java libcurator-framework-java)
+          libkrb5-dev libcurator-client-java libcurator-framework-java shellcheck)
 missing=()
 command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 for p in "${PACKAGES[@]}"; do
