@@ -73,6 +73,13 @@ class ClientConnection(asyncio.Protocol):
         self.remote_ip, self.remote_port = peer[0], peer[1]
         self.remote = f"/{peer[0]}:{peer[1]}"
         self.auth.append(Id("ip", self.remote_ip))
+        if self.server is None:
+            # an ensemble member still loading its database at start has no
+            # server yet: close at once, as Apache does while it is not running
+            log.info("Closing connection from %s: ZooKeeperServer not running", self.remote)
+            self.closed = True
+            transport.close()
+            return
         self.connected_at = self.server.wall_ms()
         self.cnxn_stats = ConnectionStats(self.server.now_ms())
         if self.secure and not self.shell.tls_authenticate(self, transport):
@@ -167,7 +174,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.server.disconnected(self)
+        if self.server is not None:
+            self.server.disconnected(self)
 
     # -- output ---------------------------------------------------------------------
 
@@ -193,6 +201,10 @@ class ClientConnection(asyncio.Protocol):
     def new_nonce(self) -> str:
         """A fresh DIGEST-MD5 nonce: randomness is the shell's, not the core's."""
         return base64.b64encode(os.urandom(32)).decode("ascii")
+
+    def new_gssapi_server(self) -> Any:
+        """A GSSAPI mechanism for this client: Kerberos is libkrb5's, the shell's."""
+        return self.shell.new_gssapi_server()
 
     def close(self) -> None:
         """Flush what is queued, then close."""
