@@ -22,6 +22,7 @@ from pyzk.core.readonly import ReadOnlyServer
 from pyzk.core.roleservers import RoleServer
 from pyzk.quorum.confignode import init_config_node
 from pyzk.quorum.election import Decided, ServerState
+from pyzk.shell.admin import AdminServer
 from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.fourletter import FourLetterWords
 from pyzk.shell.quorumpeer import QuorumPeer
@@ -104,6 +105,7 @@ class EnsembleShell(ClientPortHost):
         self._ro_timers = ServerTimers(loop, cfg)
         #: Autopurge runs for the member's lifetime, whatever its role.
         self.timers = ServerTimers(loop, cfg)
+        self.admin = AdminServer(self, cfg)
         #: Completes when the quorum peer ends on its own (with its error if it failed).
         self.fatal: asyncio.Future[None] = loop.create_future()
 
@@ -209,6 +211,8 @@ class EnsembleShell(ClientPortHost):
 
     async def start(self) -> None:
         await self.listen()
+        # QuorumPeer.start: the client port, then the AdminServer, then the election
+        await self.admin.start()
         # the idle server answers until the first election ends
         await self.prepare_election()
         self._fresh = True
@@ -227,6 +231,7 @@ class EnsembleShell(ClientPortHost):
             raise
 
     async def stop(self) -> None:
+        await self.admin.stop()
         self.timers.cancel()
         self._end_read_only()
         self.peer.stop()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyzk.core.zkserver import ZooKeeperServer
 from pyzk.jute.records import TxnHeader
+from pyzk.shell.admin import AdminServer
 from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.fourletter import FourLetterWords
 from pyzk.shell.logstage import LogStage
@@ -41,6 +42,7 @@ class StandaloneShell(ClientPortHost):
         self.server.propose = self._propose
         self.fourlw = FourLetterWords(self)
         self.timers = ServerTimers(loop, cfg)
+        self.admin = AdminServer(self, cfg)
         #: Completes if the server ends on its own (never, standalone: a failed
         #: log only stops writes, as the log stage says).
         self.fatal: asyncio.Future[None] = loop.create_future()
@@ -54,6 +56,8 @@ class StandaloneShell(ClientPortHost):
             committed(zxid)
 
     async def start(self) -> None:
+        # ZooKeeperServerMain starts the AdminServer before the client port
+        await self.admin.start()
         await self.listen()
         self.store.snapshot_after_recovery()
         self.timers.expire_sessions(self.server)
@@ -61,6 +65,7 @@ class StandaloneShell(ClientPortHost):
         self.timers.purge(self.store)
 
     async def stop(self) -> None:
+        await self.admin.stop()
         self.timers.cancel()
         self.close_listeners()
         await self.log.drain()

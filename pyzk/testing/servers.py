@@ -45,6 +45,11 @@ APACHE_JARS = (
     "/usr/share/java/netty-transport-native-unix-common.jar",
 )
 APACHE_CLASSPATH = ":".join(("/etc/zookeeper/conf", *APACHE_JARS))
+# Apache's Jetty AdminServer needs the servlet API, Jetty 9 and Jackson (Debian's).
+APACHE_ADMIN_JARS = tuple(f"/usr/share/java/{j}.jar" for j in (
+    "servlet-api", "jetty9-server", "jetty9-servlet", "jetty9-http", "jetty9-io",
+    "jetty9-util", "jetty9-security", "jackson-databind", "jackson-core",
+    "jackson-annotations"))
 APACHE_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
@@ -172,9 +177,12 @@ class ServerProcess:
         extra_cfg: dict[str, str] | None = None,
         jvm_flags: list[str] | None = None,
         myid: int | None = None,
+        admin_port: int | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.myid = myid
+        #: With a port, the AdminServer listens there on 127.0.0.1 (default: disabled).
+        self.admin_port = admin_port
         self.data_dir = Path(data_dir).resolve()
         self.port = port if port is not None else free_port(self.host)
         self.extra_cfg = dict(extra_cfg or {})
@@ -212,6 +220,9 @@ class ServerProcess:
             "4lw.commands.whitelist": "*",
             "admin.enableServer": "false",
         }
+        if self.admin_port is not None:
+            cfg.update({"admin.enableServer": "true", "admin.serverPort": str(self.admin_port),
+                        "admin.serverAddress": self.host})
         cfg.update(self.extra_cfg)
         return cfg
 
@@ -358,6 +369,9 @@ class ApacheServer(ServerProcess):
     kind = "apache"
 
     def command(self) -> list[str]:
+        if self.admin_port is not None:
+            return ["java", "-cp", ":".join((APACHE_CLASSPATH, *APACHE_ADMIN_JARS)),
+                    *self.jvm_flags, APACHE_MAIN, str(self.cfg_path)]
         return [
             "java",
             "-cp",
@@ -404,7 +418,9 @@ class Ensemble:
     ``kinds`` maps each sid to "apache" or "pyzk"; ``observers`` are sids with
     the ``:observer`` role. Every member gets free client, quorum and election
     ports, a ``myid`` file and the same ``server.N`` lines, so a member can be
-    killed and started again on the same ports and data directory.
+    killed and started again on the same ports and data directory. With
+    ``admin`` each member also runs its AdminServer on a free port
+    (``servers[sid].admin_port``).
     """
 
     def __init__(
@@ -417,6 +433,7 @@ class Ensemble:
         init_limit: int = 10,
         sync_limit: int = 5,
         extra_cfg: dict[str, str] | None = None,
+        admin: bool = False,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.kinds = dict(kinds)
@@ -435,7 +452,8 @@ class Ensemble:
                 cfg["peerType"] = "observer"
             cls = SERVER_CLASSES[kind]
             self.servers[sid] = cls(self.base_dir / f"{kind}{sid}", port=ports[sid][0],
-                                    extra_cfg=cfg, myid=sid)
+                                    extra_cfg=cfg, myid=sid,
+                                    admin_port=free_port() if admin else None)
 
     def __getitem__(self, sid: int) -> ServerProcess:
         return self.servers[sid]
