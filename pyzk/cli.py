@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import signal
 import socket
 import ssl
@@ -29,6 +30,8 @@ from typing import TextIO
 
 from pyzk import APACHE_COMPAT_VERSION, __version__
 from pyzk.config import ConfigError, ServerConfig
+from pyzk.config.properties import parse_jvm_flags
+from pyzk.config.tls import CLIENT_PREFIX, TlsSettings, tls_settings
 from pyzk.javacompat import java_trim
 from pyzk.shell.configfile import load_config, read_properties
 
@@ -325,64 +328,175 @@ def cmd_restart(inv: Invocation, out: TextIO, err: TextIO) -> int:
     return cmd_start(inv, out, err)
 
 
-def srvr(host: str, port: int, *, use_ssl: bool = False, timeout: float = 5.0) -> str:
-    """Send the ``srvr`` four-letter word and return the whole answer ("" on failure)."""
+#: What zkServer.sh prints when status could not reach a secureClientPort
+#: (its ``echo " "`` lines are a single space).
+SECURE_STATUS_NOTE = "".join(line + "\n" for line in (
+    " ",
+    "Note: We used secureClientPort ({port}) to establish connection, but we failed. The 'status'",
+    "  command establishes a client connection to the server to execute diagnostic commands."
+    " Please make sure you",
+    "  provided all the Client SSL connection related parameters in the CLIENT_JVMFLAGS"
+    " environment variable! E.g.:",
+    '  CLIENT_JVMFLAGS="-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty',
+    "  -Dzookeeper.ssl.trustStore.location=/tmp/clienttrust.jks"
+    " -Dzookeeper.ssl.trustStore.password=password",
+    "  -Dzookeeper.ssl.keyStore.location=/tmp/client.jks"
+    " -Dzookeeper.ssl.keyStore.password=password",
+    '  -Dzookeeper.client.secure=true" ./zkServer.sh status',
+    " ",
+))
+
+
+def status_tls_settings(env: Mapping[str, str]) -> TlsSettings:
+    """The client TLS settings zkServer.sh status gives FourLetterWordMain:
+    ``-Dzookeeper.ssl.*`` from ``$CLIENT_JVMFLAGS $SERVER_JVMFLAGS $JVMFLAGS``
+    (zkServer.sh folds SERVER_JVMFLAGS into JVMFLAGS; the last -D wins, as in
+    the JVM). ConfigError for settings ClientX509Util would refuse."""
+    flags = " ".join(f for f in (env.get("CLIENT_JVMFLAGS"), jvm_flags(env)) if f)
+    return tls_settings(parse_jvm_flags(flags), CLIENT_PREFIX)
+
+
+def status_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The client SSLContext FourLetterWordMain's ClientX509Util builds:
+    the trust store (the platform's CAs without one, as the JDK's cacerts),
+    the key store when one is given, and the server's name checked unless
+    hostnameVerification=false. ConfigError when a store cannot be read."""
+    from pyzk.shell.tlscontext import client_context
+
+    ctx = client_context(tls)
+    # OpenSSL checks the name dialled; ZKTrustManager tries the address, then
+    # the name: the same for status, which dials one or the other
+    ctx.check_hostname = tls.hostname_verification
+    return ctx
+
+
+def srvr(host: str, port: int, *, tls: ssl.SSLContext | None = None,
+         timeout: float = 5.0) -> str:
+    """Send the ``srvr`` four-letter word and return the whole answer ("" on
+    failure), over TLS with ``tls``: FourLetterWordMain, which zkServer.sh
+    status runs with ``secure`` true for a secureClientPort."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
             sock: socket.socket = raw
-            if use_ssl:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                sock = ctx.wrap_socket(raw, server_hostname=host)
+            if tls is not None:
+                sock = tls.wrap_socket(raw, server_hostname=host)
             sock.sendall(b"srvr")
             chunks = []
             while chunk := sock.recv(4096):
                 chunks.append(chunk)
-    except OSError:
+    except OSError:  # ssl.SSLError included: a refused handshake is "not running"
         return ""
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def _status_address(cfg: ServerConfig) -> tuple[str, int | None, bool]:
-    """Host, port and TLS flag that zkServer.sh status would contact."""
-    if cfg.client_port is not None:
-        host = cfg.raw.get("clientPortAddress") or "localhost"
-        me = cfg.servers.get(cfg.my_id) if cfg.my_id is not None else None
-        if me is not None and not me.client_from_static and me.client_host not in (None, "0.0.0.0"):
-            host = me.client_host or host
-        return host, cfg.client_port, False
-    if cfg.secure_client_port is not None:
-        return cfg.raw.get("secureClientPortAddress") or "localhost", cfg.secure_client_port, True
-    return "localhost", None, False
+def _grep(path: str, pattern: str) -> str:
+    """``grep PATTERN FILE | sed -e 's/.*=//'`` in backquotes: each matching
+    line's text after its last ``=``, joined by newlines ("" when the file
+    cannot be read)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    rx = re.compile(pattern)
+    return "\n".join(re.sub(r".*=", "", ln) for ln in text.splitlines() if rx.search(ln))
+
+
+@dataclass(slots=True)
+class StatusTarget:
+    """Where zkServer.sh status sends srvr, and what it printed finding it."""
+
+    messages: list[str]
+    host: str
+    port: str
+    ssl: bool
+    secure_port: str = ""
+
+    @property
+    def found(self) -> bool:
+        """False when the script ends "Terminating." without trying a port."""
+        return bool(self.port)
+
+
+def status_target(config_path: str) -> StatusTarget:
+    """zkServer.sh status's search for the port, grep by grep: clientPort (and
+    clientPortAddress), else this server's ``server.N=...;[addr:]port`` in the
+    static then the dynamic config (N from dataDir/myid), else
+    secureClientPort (and secureClientPortAddress) with TLS; no port at all
+    ends with "Terminating." (``found`` false)."""
+    msgs: list[str] = []
+    ssl_on = False
+    host = _grep(config_path, r"^\s*clientPortAddress[^A-Za-z]") or "localhost"
+    port = _grep(config_path, r"^\s*clientPort[^A-Za-z]")
+    if not re.fullmatch(r"[0-9]+", port):
+        data_dir = _grep(config_path, r"^\s*dataDir")
+        try:
+            myid = Path(data_dir, "myid").read_text().strip("\n")
+        except OSError:
+            myid = ""
+        if not re.fullmatch(r"[0-9]+", myid):
+            msgs.append("myid could not be determined, will not able to locate clientPort in "
+                        "the server configs.")
+        else:
+            server_line = rf"^\s*server.{myid}=.*;.*"
+            found = re.sub(r"(?m)^.*;", "", _grep(config_path, server_line))
+            if not found:
+                msgs.append("Client port not found in static config file. Looking in dynamic "
+                            "config file.")
+                dynamic = _grep(config_path, r"^\s*dynamicConfigFile")
+                found = re.sub(r"(?m)^.*;", "", _grep(dynamic, server_line)) if dynamic else ""
+            if not found:
+                msgs.append("Client port not found in the server configs")
+            else:
+                if re.match(r".*:[0-9]+", found):
+                    if re.search(r"\[.*\]:[0-9]+", found):
+                        host = re.sub(r"(?m)\]:.*", "", found.replace("[", "", 1))
+                    else:
+                        host = re.sub(r"(?m):.*", "", found)
+                port = re.sub(r"(?m)^.*:", "", found)
+    secure = ""
+    if not port:
+        msgs.append("Client port not found. Looking for secureClientPort in the static config.")
+        secure = _grep(config_path, r"^\s*secureClientPort[^A-Za-z]")
+        if not secure:
+            msgs.append("Unable to find either secure or unsecure client port in any configs. "
+                        "Terminating.")
+            return StatusTarget(msgs, host, "", False)
+        ssl_on, port = True, secure
+        host = _grep(config_path, r"^\s*secureClientPortAddress[^A-Za-z]") or "localhost"
+    return StatusTarget(msgs, host, port, ssl_on, secure)
 
 
 def cmd_status(inv: Invocation, out: TextIO, err: TextIO) -> int:
+    """zkServer.sh status: find the port as the script does (it greps the
+    file; it does not parse it), ask srvr over it, print the Mode line."""
+    target = status_target(inv.config_path)
+    for msg in target.messages:
+        out.write(msg + "\n")
+    if not target.found:
+        return 1
+    host, use_ssl = target.host, target.ssl
+    out.write(f"Client port found: {target.port}. Client address: {host}. "
+              f"Client SSL: {'true' if use_ssl else 'false'}.\n")
     try:
-        cfg = load_config(inv.config_path, jvm_flags=jvm_flags(inv.env))
-    except ConfigError as e:
-        err.write(f"{e}\n")
-        out.write(
-            "Unable to find either secure or unsecure client port in any configs. Terminating.\n"
-        )
-        return 1
-    host, port, use_ssl = _status_address(cfg)
-    if port is None:
-        out.write("Client port not found. Looking for secureClientPort in the static config.\n")
-        out.write(
-            "Unable to find either secure or unsecure client port in any configs. Terminating.\n"
-        )
-        return 1
-    if use_ssl:
-        out.write("Client port not found. Looking for secureClientPort in the static config.\n")
-    out.write(
-        f"Client port found: {port}. Client address: {host}. "
-        f"Client SSL: {'true' if use_ssl else 'false'}.\n"
-    )
-    answer = srvr(host, port, use_ssl=use_ssl)
+        port = int(target.port)
+    except ValueError:
+        port = -1
+    answer = ""
+    if not 0 <= port <= 65535:
+        pass  # FourLetterWordMain cannot parse it either
+    elif not use_ssl:
+        answer = srvr(host, port)
+    else:
+        try:
+            answer = srvr(host, port, tls=status_context(status_tls_settings(inv.env)))
+        except ConfigError as e:
+            # FourLetterWordMain fails the same way; zkServer.sh hides its stderr
+            log.debug("status: no TLS client: %s", e)
     # zkServer.sh: STAT=`... | grep Mode`; echo $STAT (unquoted: words re-joined).
     stat = " ".join(" ".join(line for line in answer.splitlines() if "Mode" in line).split())
     if not stat:
+        if use_ssl:
+            out.write(SECURE_STATUS_NOTE.format(port=target.secure_port))
         out.write("Error contacting service. It is probably not running.\n")
         return 1
     out.write(stat + "\n")

@@ -20,7 +20,7 @@ from pyzk.config import (
     parse_properties,
     parse_server_line,
 )
-from pyzk.config.parse import _STATIC_BOOL_KEYS, _STATIC_INT_KEYS
+from pyzk.config.parse import _STATIC_BOOL_KEYS, _STATIC_INT_KEYS, _STATIC_STR_KEYS
 from pyzk.config.sysprops import USED_SYSTEM_PROPERTIES
 from pyzk.shell.configfile import load_config
 
@@ -255,11 +255,10 @@ def test_unknown_keys_are_logged_not_fatal(
         "serverCnxnFactory",
         "metricsProvider.className",
         "metricsProvider.httpPort",
-        "sslQuorum",
     ):
         assert sum(1 for m in unused if m.startswith(f"zoo.cfg key {key}=")) == 1, key
-    # authProvider.N and ssl.* are read now (auth providers, the TLS port)
-    for key in ("authProvider.1", "ssl.keyStore.location"):
+    # authProvider.N, ssl.* and sslQuorum are read now (auth providers, the TLS ports)
+    for key in ("authProvider.1", "ssl.keyStore.location", "sslQuorum"):
         assert not any(m.startswith(f"zoo.cfg key {key}=") for m in unused), key
     assert cfg.auth_provider_classes == (
         "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",)
@@ -676,6 +675,7 @@ def test_readme_key_table_matches_config() -> None:
         | {"dataDir", "dataLogDir", "clientPort", "clientPortAddress", "secureClientPort"}
         | {"secureClientPortAddress", "electionAlg", "peerType", "dynamicConfigFile"}
         | {"server.N", "group.N", "weight.N", "authProvider.N"}
+        | set(_STATIC_STR_KEYS)
     )
     documented_props: set[str] = set()
     rows = _readme_table()

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from pyzk.config import ConfigError
-from pyzk.config.tls import CLIENT_PREFIX, DEFAULT_CIPHERS, QUORUM_PREFIX, store_type, tls_settings
+from pyzk.config.tls import (
+    CLIENT_PREFIX,
+    DEFAULT_CIPHERS,
+    QUORUM_PREFIX,
+    host_mismatch,
+    store_type,
+    tls_settings,
+)
 from pyzk.datatree.acl import X509Provider, check_acl, configured_providers, fixup_acl
 from pyzk.jute.records import ACL, Id
 from pyzk.shell.configfile import load_config
@@ -164,3 +171,44 @@ def test_port_unification_registers_x509_too_late_for_the_registry(tmp_path: Pat
     cfg = _cfg(tmp_path, "client.portUnification=true\nssl.authProvider=mtls\n")
     assert not cfg.client_port_unification
     assert "turning off client port unification" in caplog.text
+
+
+def test_quorum_keys_and_defaults(tmp_path: Path, caplog) -> None:
+    """sslQuorum/portUnification/sslQuorumReloadCertFiles are QuorumPeerConfig
+    booleans (strict, as its parseBoolean); ssl.quorum.* become system
+    properties QuorumX509Util reads, used without an "accepted but not used"."""
+    cfg = _cfg(tmp_path, "sslQuorum=true\nportUnification=TRUE\nsslQuorumReloadCertFiles=false\n"
+                         "ssl.quorum.keyStore.location=/k/q.jks\n"
+                         "ssl.quorum.keyStore.password=hush\n")
+    assert cfg.ssl_quorum and cfg.quorum_port_unification and not cfg.ssl_quorum_reload_cert_files
+    assert "not used" not in caplog.text and "hush" not in caplog.text
+    q = tls_settings(cfg.system_properties, QUORUM_PREFIX)
+    assert q.keystore is not None and q.keystore.type == "JKS" and q.keystore.password == "hush"
+    # QuorumX509Util: reverse lookups and checking the dialler's address are on
+    assert q.hostname_verification and q.client_hostname_verification and q.allow_reverse_dns
+    c = tls_settings(cfg.system_properties)
+    assert not c.client_hostname_verification and not c.allow_reverse_dns
+    off = tls_settings({"zookeeper.ssl.quorum.hostnameVerification": "false",
+                        "zookeeper.ssl.quorum.allowReverseDnsLookup": "false"}, QUORUM_PREFIX)
+    assert not off.client_hostname_verification and not off.allow_reverse_dns
+    with pytest.raises(ConfigError, match="Invalid option yes for sslQuorum"):
+        _cfg(tmp_path, "sslQuorum=yes\n")
+    assert not _cfg(tmp_path, "").ssl_quorum
+
+
+def test_host_mismatch_follows_zkhostnameverifier() -> None:
+    """An address matches IP entries only, a name DNS entries only (one
+    wildcard, within one label); the CN only without any subjectAltName."""
+    ips, dns = ["127.0.0.1", "::1"], ["localhost", "*.zk.example"]
+    assert host_mismatch("127.0.0.1", ips, dns, "x") is None
+    assert host_mismatch("0:0:0:0:0:0:0:1", ips, dns, "x") is None  # normalised IPv6
+    assert host_mismatch("LocalHost", ips, dns, "x") is None
+    assert host_mismatch("a.zk.example", ips, dns, "x") is None
+    assert host_mismatch("a.b.zk.example", ips, dns, "x") is not None
+    assert host_mismatch("10.0.0.1", ips, dns, "10.0.0.1") is not None  # no CN fallback
+    assert "doesn't match any of the subject alternative names" in (
+        host_mismatch("127.0.0.2", ips, dns, None) or "")
+    assert host_mismatch("localhost", ["127.0.0.1"], [], None) is not None
+    assert host_mismatch("server1", [], [], "server1") is None
+    assert host_mismatch("server2", [], [], "server1") is not None
+    assert "doesn't contain a common name" in (host_mismatch("h", [], [], None) or "")

@@ -107,3 +107,42 @@ def digest_users(modules: list[LoginModule]) -> dict[str, str] | None:
         if m.name == DIGEST_LOGIN_MODULE:
             return {k[5:]: v for k, v in m.options.items() if k.startswith("user_")}
     return None
+
+
+def digest_credentials(modules: list[LoginModule]) -> tuple[str | None, str | None] | None:
+    """DigestLoginModule's own ``username`` and ``password`` (a quorum learner's
+    login: the module puts them in the subject's credentials, either may be
+    missing), or None when the section has no DigestLoginModule."""
+    for m in modules:
+        if m.name == DIGEST_LOGIN_MODULE:
+            return m.options.get("username"), m.options.get("password")
+    return None
+
+
+KRB5_LOGIN_MODULE = "com.sun.security.auth.module.Krb5LoginModule"
+
+
+@dataclass(frozen=True, slots=True)
+class KerberosLogin:
+    """What a ``Krb5LoginModule`` entry says: whose key, from which keytab.
+
+    ``principal`` is ``service/host@REALM`` for a server (``*``: any key of
+    the keytab, as the JDK allows for acceptors); ``keytab`` empty means the
+    default keytab.
+    """
+
+    principal: str
+    keytab: str
+    use_keytab: bool
+    store_key: bool
+
+
+def kerberos_login(modules: list[LoginModule]) -> KerberosLogin | None:
+    """The section's Krb5LoginModule, None when it has none."""
+    for m in modules:
+        if m.name == KRB5_LOGIN_MODULE:
+            o = m.options
+            return KerberosLogin(o.get("principal", ""), o.get("keyTab", ""),
+                                 o.get("useKeyTab", "false").lower() == "true",
+                                 o.get("storeKey", "false").lower() == "true")
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pyzk.config.jaas import KerberosLogin, LoginModule
 from pyzk.config.servers import ServerSpec
 from pyzk.javacompat import java_hashmap_order
 
@@ -77,6 +78,13 @@ class ServerConfig:
     quorum_enable_sasl: bool = False
     quorum_server_require_sasl: bool = False
     quorum_learner_require_sasl: bool = False
+    quorum_learner_login_context: str = "QuorumLearner"
+    quorum_server_login_context: str = "QuorumServer"
+    quorum_service_principal: str = "zkquorum/localhost"
+    #: The JAAS sections quorum SASL logs in with (the two login contexts),
+    #: loaded only with quorum.auth.enableSasl; never in repr (passwords).
+    quorum_server_login: list[LoginModule] | None = field(default=None, repr=False)
+    quorum_learner_login: list[LoginModule] | None = field(default=None, repr=False)
     multi_address_enabled: bool = False
     dynamic_config_file: str | None = None
     config_version: int = 0
@@ -92,9 +100,20 @@ class ServerConfig:
     x509_super_user: str | None = None
     #: client.portUnification: clientPort also takes TLS, told apart by the first bytes.
     client_port_unification: bool = False
+    #: sslQuorum: the quorum and election ports speak TLS (ssl.quorum.* stores).
+    ssl_quorum: bool = False
+    #: portUnification: the quorum and election ports take TLS and plaintext.
+    quorum_port_unification: bool = False
+    #: sslQuorumReloadCertFiles: new quorum connections use the stores as they are now.
+    ssl_quorum_reload_cert_files: bool = False
     #: DigestLoginModule users of the JAAS Server section (name -> password),
     #: None without one; never in repr (it holds passwords).
     sasl_digest_users: dict[str, str] | None = field(default=None, repr=False)
+    #: The Krb5LoginModule of the JAAS Server section: SASL is GSSAPI, as
+    #: Apache's server chooses when its login yields a Kerberos principal.
+    sasl_kerberos: KerberosLogin | None = None
+    #: The realm Kerberos names are mapped against (KerberosName's DEFAULT rule).
+    kerberos_default_realm: str = ""
     #: zookeeper.superUser[.*]: SASL ids that are super users.
     sasl_super_users: frozenset[str] = frozenset()
     #: AuthenticationHelper: enforce.auth.enabled/schemes, or

@@ -43,9 +43,7 @@ _QPC_UNUSED_KEYS = frozenset(
     {
         "secureClientPortAddress", "observerMasterPort", "clientPortListenBacklog",
         "connectToLearnerMasterLimit", "quorumListenOnAllIPs", "syncEnabled",
-        "sslQuorum", "portUnification", "sslQuorumReloadCertFiles",
-        "quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
-        "quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
+        "quorum.cnxn.threads.size",
         "jvm.pause.info-threshold.ms", "jvm.pause.warn-threshold.ms",
         "jvm.pause.sleep.time.ms", "jvm.pause.monitor", "metricsProvider.className",
         "multiAddress.reachabilityCheckTimeoutMs", "multiAddress.reachabilityCheckEnabled",
@@ -66,6 +64,12 @@ _STATIC_INT_KEYS = {
     "autopurge.snapRetainCount": "autopurge_snap_retain_count",
     "autopurge.purgeInterval": "autopurge_purge_interval",
 }
+#: Quorum SASL's string settings (pyzk.quorum.auth has their defaults).
+_STATIC_STR_KEYS = {
+    "quorum.auth.learner.saslLoginContext": "quorum_learner_login_context",
+    "quorum.auth.server.saslLoginContext": "quorum_server_login_context",
+    "quorum.auth.kerberos.servicePrincipal": "quorum_service_principal",
+}
 _STATIC_BOOL_KEYS = {
     "localSessionsEnabled": "local_sessions_enabled",
     "localSessionsUpgradingEnabled": "local_sessions_upgrading_enabled",
@@ -75,6 +79,9 @@ _STATIC_BOOL_KEYS = {
     "quorum.auth.serverRequireSasl": "quorum_server_require_sasl",
     "quorum.auth.learnerRequireSasl": "quorum_learner_require_sasl",
     "multiAddress.enabled": "multi_address_enabled",
+    "sslQuorum": "ssl_quorum",
+    "portUnification": "quorum_port_unification",
+    "sslQuorumReloadCertFiles": "ssl_quorum_reload_cert_files",
 }
 # Integer-valued QuorumPeerConfig keys that pyzk does not use but Apache still
 # parses strictly (a non-number there stops Apache from starting).
@@ -86,8 +93,8 @@ _STRICT_UNUSED_LONG_KEYS = frozenset(
     {"jvm.pause.info-threshold.ms", "jvm.pause.warn-threshold.ms", "jvm.pause.sleep.time.ms"}
 )
 _STRICT_UNUSED_BOOL_KEYS = frozenset(
-    {"quorumListenOnAllIPs", "syncEnabled", "sslQuorum", "portUnification",
-     "sslQuorumReloadCertFiles", "jvm.pause.monitor", "multiAddress.reachabilityCheckEnabled"}
+    {"quorumListenOnAllIPs", "syncEnabled", "jvm.pause.monitor",
+     "multiAddress.reachabilityCheckEnabled"}
 )  # fmt: skip
 
 
@@ -118,6 +125,7 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
     :func:`static_quorum` or :func:`dynamic_quorum`, then :func:`setup_quorum`.
     """
     values: dict[str, int | bool] = {}
+    strings: dict[str, str] = {}
     data_dir: str | None = None
     data_log_dir: str | None = None
     client_port = 0
@@ -145,6 +153,8 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
             values[_STATIC_INT_KEYS[key]] = parse_java_int(key, value)
         elif key in _STATIC_BOOL_KEYS:
             values[_STATIC_BOOL_KEYS[key]] = parse_bool(key, value)
+        elif key in _STATIC_STR_KEYS:
+            strings[_STATIC_STR_KEYS[key]] = value
         elif key == "electionAlg":
             if parse_java_int(key, value) != 3:
                 raise ConfigError("Invalid electionAlg value. Only 3 is supported.")
@@ -248,6 +258,7 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
         peer_type=peer_type,
         dynamic_config_file=dynamic_file,
         raw=dict(props),
+        **strings,
         **values,  # type: ignore[arg-type]
     )
     apply_system_properties(cfg, SystemProperties(sysprops))

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pyzk.config.model import DEFAULT_JUTE_MAXBUFFER
-from pyzk.config.tls import CLIENT_PREFIX
+from pyzk.config.tls import CLIENT_PREFIX, QUORUM_PREFIX
 from pyzk.config.tls import SUFFIXES as TLS_SUFFIXES
 from pyzk.config.values import DECIMAL, INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, decode_java_int
 from pyzk.javacompat import java_trim
@@ -60,7 +60,12 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "zookeeper.superUser", "zookeeper.sasl.serverconfig",
         "zookeeper.sessionRequireClientSASLAuth", "zookeeper.enforce.auth.enabled",
         "zookeeper.enforce.auth.schemes", "zookeeper.allowSaslFailedClients",
+        "zookeeper.kerberos.removeHostFromPrincipal",
+        "zookeeper.kerberos.removeRealmFromPrincipal", "zookeeper.security.auth_to_local",
+        "java.security.krb5.conf", "java.security.krb5.realm",
+        "zookeeper.quorumCnxnTimeoutMs", "zookeeper.server.realm",
         *(CLIENT_PREFIX + suffix for suffix in TLS_SUFFIXES),
+        *(QUORUM_PREFIX + suffix for suffix in TLS_SUFFIXES),
     }
 )  # fmt: skip
 #: Read by prefix: ``zookeeper.authProvider.<anything>`` names a provider class.

@@ -12,6 +12,7 @@ Only the reading is here: which file, which type, which password; the shell
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -45,7 +46,8 @@ SUFFIXES = (
     "protocol", "enabledProtocols", "ciphersuites", "keyStore.location", "keyStore.password",
     "keyStore.passwordPath", "keyStore.type", "trustStore.location", "trustStore.password",
     "trustStore.passwordPath", "trustStore.type", "hostnameVerification", "crl", "ocsp",
-    "clientAuth", "handshakeDetectionTimeoutMillis", "authProvider",
+    "clientAuth", "handshakeDetectionTimeoutMillis", "authProvider", "allowReverseDnsLookup",
+    "context.supplier.class",
 )  # fmt: skip
 
 
@@ -83,6 +85,17 @@ class TlsSettings:
     ocsp: bool = False
     handshake_timeout_ms: int = 5000
     auth_provider: str = "x509"
+    #: allowReverseDnsLookup: when a peer's address is not in its certificate,
+    #: try the name a reverse lookup gives (QuorumX509Util's default: true).
+    allow_reverse_dns: bool = False
+    #: context.supplier.class: named, but pyzk cannot run a Java supplier.
+    context_supplier: str = ""
+
+    @property
+    def client_hostname_verification(self) -> bool:
+        """X509Util.isClientHostnameVerificationEnabled: servers check the
+        connecting peer's address only on the quorum (shouldVerifyClientHostname)."""
+        return self.hostname_verification and self.prefix == QUORUM_PREFIX
 
 
 def store_type(type_prop: str | None, location: str, key: str) -> str:
@@ -154,4 +167,59 @@ def tls_settings(props: dict[str, str], prefix: str = CLIENT_PREFIX) -> TlsSetti
         ocsp=props.get(f"{prefix}ocsp", "").lower() == "true",
         handshake_timeout_ms=timeout,
         auth_provider=props.get(f"{prefix}authProvider", "x509"),
+        # ZKConfig.getBoolean; the quorum's default is true, the client's false
+        allow_reverse_dns=props.get(f"{prefix}allowReverseDnsLookup",
+                                    str(prefix == QUORUM_PREFIX)).strip().lower() == "true",
+        context_supplier=props.get(f"{prefix}context.supplier.class", ""),
     )
+
+
+def _match_identity(host: str, identity: str) -> bool:
+    """ZKHostnameVerifier.matchIdentityStrict: one ``*`` matches within one label."""
+    star = identity.find("*")
+    if star < 0:
+        return host == identity
+    prefix, suffix = identity[:star], identity[star + 1:]
+    if not host.startswith(prefix) or not host.endswith(suffix):
+        return False
+    if len(prefix) + len(suffix) > len(host):
+        return False
+    return "." not in host[len(prefix):len(host) - len(suffix)]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_mismatch(host: str, san_ips: list[str], san_dns: list[str], cn: str | None) -> str | None:
+    """ZKHostnameVerifier.verify: None when the certificate names ``host``,
+    else why not.
+
+    ``host`` is an address or a name; ``san_ips``/``san_dns`` are the
+    certificate's subjectAltName entries (IPs in their normal text form),
+    ``cn`` its subject's most specific CN. An address matches only IP
+    entries, a name only DNS entries; the CN counts only when the certificate
+    has no subjectAltName at all (RFC 2818).
+    """
+    if san_ips or san_dns:
+        if _is_ip(host):
+            want = ipaddress.ip_address(host)
+            if any(ipaddress.ip_address(ip) == want for ip in san_ips):
+                return None
+        else:
+            lowered = host.lower()
+            if any(_match_identity(lowered, d.lower()) for d in san_dns):
+                return None
+        names = ", ".join([*san_dns, *san_ips])
+        return (f"Certificate for <{host}> doesn't match any of the subject alternative "
+                f"names: [{names}]")
+    if cn is None:
+        return (f"Certificate subject for <{host}> doesn't contain a common name and does not "
+                "have alternative names")
+    if _match_identity(host.lower(), cn.lower()):
+        return None
+    return f"Certificate for <{host}> doesn't match common name of the certificate subject: {cn}"

@@ -31,6 +31,7 @@ from typing import Any
 from pyzk.config import ConfigError, ServerConfig
 from pyzk.core.digestmd5 import DigestMD5Server, SaslError
 from pyzk.core.errors import KeeperError
+from pyzk.core.kerberosname import KerberosNameError, authorized_id
 from pyzk.core.metrics import LAST_OP_NAMES, count, observe
 from pyzk.core.prep import WRITE_OPS, Prepared, Preparer
 from pyzk.core.reads import Reads
@@ -461,17 +462,21 @@ class ZooKeeperServer:
             conn.close()
 
     def _sasl(self, conn: Any, xid: int, body: bytes) -> None:
-        """ZooKeeperServer.processSasl, with DIGEST-MD5 the one mechanism."""
+        """ZooKeeperServer.processSasl: DIGEST-MD5, or GSSAPI when the JAAS
+        Server section logs in with Kerberos (the shell holds the keytab's
+        credentials and makes the GSSAPI mechanism: ``conn.new_gssapi_server``)."""
         token = GetSASLRequest.decode(body, 0, self.maxbuf)[0].token or b""
         users = self.cfg.sasl_digest_users
-        if users is None:
+        kerberos = self.cfg.sasl_kerberos is not None
+        if users is None and not kerberos:
             # No SASL server is configured: Apache's evaluate step fails with a
             # NullPointerException it swallows, and answers OK with a null token.
             self.reply(conn, xid, 0, _NULL_SASL_TOKEN, zxid=0)
             return
         mech = conn.sasl
         if mech is None:
-            mech = conn.sasl = DigestMD5Server(users, conn.new_nonce())
+            mech = conn.sasl = (conn.new_gssapi_server() if kerberos
+                                else DigestMD5Server(users or {}, conn.new_nonce()))
         try:
             answer = mech.evaluate(token)
         except SaslError as e:
@@ -492,8 +497,8 @@ class ZooKeeperServer:
             self.reply(conn, xid, err, _NULL_SASL_TOKEN, zxid=0)
             conn.close()
             return
-        if mech.complete and mech.authorization_id is not None:
-            ident = mech.authorization_id
+        if mech.complete and mech.authentication_id is not None:
+            ident = self._sasl_id(mech.authentication_id, mech.authorization_id)
             log.info("Session 0x%x: adding SASL authorization for authorizationID: %s",
                      conn.session_id & (2**64 - 1), ident)
             _add_auth(conn.auth, Id("sasl", ident))
@@ -502,6 +507,19 @@ class ZooKeeperServer:
                 log.info("Session 0x%x: Authenticated Id '%s' as super user",
                          conn.session_id & (2**64 - 1), ident)
         self.reply(conn, xid, 0, SetSASLResponse(answer).to_bytes(), zxid=0)
+
+    def _sasl_id(self, authentication_id: str, authorization_id: str | None) -> str:
+        """SaslServerCallbackHandler.handleAuthorizeCallback: the SASL id."""
+        log.info("Successfully authenticated client: authenticationID=%s;  "
+                 "authorizationID=%s.", authentication_id, authorization_id)
+        try:
+            ident = authorized_id(authentication_id, self.cfg.system_properties,
+                                  self.cfg.kerberos_default_realm)
+        except KerberosNameError as e:
+            log.error("Failed to set name based on Kerberos authentication rules. %s", e)
+            return authorization_id or authentication_id
+        log.info("Setting authorizedID: %s", ident)
+        return ident
 
     # -- commit ---------------------------------------------------------------
 

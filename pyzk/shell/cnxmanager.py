@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from pyzk.quorum.wire import (
     OBSERVER_ID,
@@ -28,6 +29,7 @@ from pyzk.quorum.wire import (
     encode_initial_message,
     keep_connection,
 )
+from pyzk.shell import quorumauth, quorumtls
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,12 @@ class QuorumCnxManager:
     """
 
     def __init__(self, my_id: int, address: tuple[str, int], peers: dict[int, tuple[str, int]],
-                 on_message: Callable[[int, bytes], None]) -> None:
+                 on_message: Callable[[int, bytes], None], *,
+                 auth: quorumauth.QuorumAuth | None = None,
+                 tls: quorumtls.QuorumTls | None = None) -> None:
         self.my_id = my_id
+        self.auth = auth  # quorum SASL (pyzk.shell.quorumauth), None when off
+        self.tls = tls  # sslQuorum/portUnification (pyzk.shell.quorumtls), None when off
         self.address = address
         self.peers = {sid: a for sid, a in peers.items() if sid != my_id}
         self.on_message = on_message
@@ -64,14 +70,14 @@ class QuorumCnxManager:
         self.last_sent: dict[int, bytes] = {}
         self._dialling: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
+        self._server: Any = None  # an asyncio Server, or quorumtls' UnifiedListener
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         host, port = self.address
-        self._server = await asyncio.start_server(self._accepted, host, port, reuse_address=True)
+        self._server = await quorumtls.start_server(self.tls, self._accepted, host, port)
         log.info("Election port listening on %s:%d", host, port)
 
     async def close(self) -> None:
@@ -147,12 +153,18 @@ class QuorumCnxManager:
             host, port = self.peers[sid]
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+                    quorumtls.open_connection(self.tls, host, port), CONNECT_TIMEOUT)
             except (TimeoutError, OSError) as e:
                 log.debug("Cannot open channel to %d at election address %s:%d: %s",
                           sid, host, port, e)
                 return
             writer.write(encode_initial_message(self.my_id, [self.address]))
+            # startConnection: authenticate as a learner, kept connection or not
+            rest = await quorumauth.authenticate_learner(self.auth, reader, writer,
+                                                         f"{host}:{port}", host)
+            if rest is None:
+                writer.close()
+                return
             if not keep_connection(self.my_id, sid, i_dialled=True) or sid in self.links:
                 # "Have smaller server identifier, so dropping the connection":
                 # the peer dials us back.
@@ -160,7 +172,7 @@ class QuorumCnxManager:
                     await writer.drain()
                 writer.close()
                 return
-            self._attach(sid, reader, writer, b"")
+            self._attach(sid, reader, writer, rest)
         finally:
             self._dialling.discard(sid)
 
@@ -187,6 +199,11 @@ class QuorumCnxManager:
             return
         if sid not in self.peers and msg.addresses:
             self.peers[sid] = msg.addresses[0]
+        # handleConnection: authenticate the learner before keeping or dialling back
+        rest = await quorumauth.authenticate_server(self.auth, reader, writer, buf[used:])
+        if rest is None or self._closed:
+            writer.close()
+            return
         if not keep_connection(self.my_id, sid, i_dialled=False):
             # "Create new connection to server: sid": the larger id dials.
             writer.close()
@@ -195,7 +212,7 @@ class QuorumCnxManager:
         old = self.links.pop(sid, None)
         if old is not None:
             old.writer.close()
-        self._attach(sid, reader, writer, buf[used:])
+        self._attach(sid, reader, writer, rest)
 
     def _attach(self, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                 rest: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from pyzk.config import (
     ConfigError,
@@ -27,8 +28,19 @@ from pyzk.config import (
     static_quorum,
     trim_properties,
 )
-from pyzk.config.jaas import DIGEST_LOGIN_MODULE, digest_users, parse_jaas
+from pyzk.config.jaas import (
+    DIGEST_LOGIN_MODULE,
+    KRB5_LOGIN_MODULE,
+    LoginModule,
+    digest_credentials,
+    digest_users,
+    kerberos_login,
+    parse_jaas,
+)
+from pyzk.core.kerberosname import AUTH_TO_LOCAL, KerberosNameError, parse_rules
 from pyzk.core.zkserver import auth_providers, enforced_schemes
+from pyzk.shell.kerberos import default_realm
+from pyzk.shell.quorumauth import QuorumAuth
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +72,46 @@ def load_config(path: str, *, jvm_flags: str | None = None) -> ServerConfig:
         raise ConfigError(f"Error processing {path}: {e}") from None
     cfg.initial_config = text
     _load_jaas(cfg)
+    _load_quorum_jaas(cfg)
     try:
         enforced_schemes(cfg, auth_providers(cfg))
     except ConfigError as e:
         raise ConfigError(f"Error processing {path}: {e}") from None
     return cfg
+
+
+def _read_jaas(path: str, section: str) -> dict[str, list[LoginModule]]:
+    """The sections of the JAAS file at ``path``; a file that cannot be read or
+    parsed is a ConfigError naming the ``section`` looked for."""
+    try:
+        with open(path, "rb") as f:
+            return parse_jaas(f.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ConfigError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"No JAAS configuration section named '{section}' was found in "
+                          f"'{path}' ({reason}).") from None
+
+
+def _load_quorum_jaas(cfg: ServerConfig) -> None:
+    """QuorumPeer.initialize with quorum.auth.enableSasl: the JAAS sections the
+    quorum server and learner log in with (QuorumServer, QuorumLearner by
+    default). Apache does not start without them, nor does pyzk."""
+    if not cfg.quorum_enable_sasl:
+        return
+    path = cfg.system_properties.get("java.security.auth.login.config")
+    server, learner = cfg.quorum_server_login_context, cfg.quorum_learner_login_context
+    if path:
+        sections = _read_jaas(path, server)
+        cfg.quorum_server_login = sections.get(server)
+        cfg.quorum_learner_login = sections.get(learner)
+    QuorumAuth.from_config(cfg)  # the same checks the peer makes: fail now, not later
+    creds = digest_credentials(cfg.quorum_learner_login or [])
+    if cfg.quorum_learner_require_sasl and creds is not None and None in creds:
+        log.error("JAAS section %s: %s has no username or password: this server cannot "
+                  "authenticate to its quorum", learner, DIGEST_LOGIN_MODULE)
+    log.info("Quorum SASL DIGEST-MD5 from the JAAS sections %s and %s of %s "
+             "(learnerRequireSasl=%s, serverRequireSasl=%s)", server, learner, path,
+             cfg.quorum_learner_require_sasl, cfg.quorum_server_require_sasl)
 
 
 def _load_jaas(cfg: ServerConfig) -> None:
@@ -77,20 +124,34 @@ def _load_jaas(cfg: ServerConfig) -> None:
     if not path:
         return
     section = cfg.system_properties.get("zookeeper.sasl.serverconfig", "Server")
-    try:
-        with open(path, "rb") as f:
-            sections = parse_jaas(f.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ConfigError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        raise ConfigError(f"No JAAS configuration section named '{section}' was found in "
-                          f"'{path}' ({reason}).") from None
+    sections = _read_jaas(path, section)
     modules = sections.get(section)
     if modules is None:
         return
+    cfg.kerberos_default_realm = default_realm(cfg.system_properties)
+    try:
+        parse_rules(cfg.system_properties.get(AUTH_TO_LOCAL, "DEFAULT"))
+    except KerberosNameError as e:
+        # Apache fails at the first SASL client (KerberosName's static
+        # initialiser); refusing to start says it sooner.
+        raise ConfigError(f"Could not configure Kerberos principal name mapping "
+                          f"({AUTH_TO_LOCAL}): {e}") from None
+    krb = kerberos_login(modules)
+    if krb is not None:
+        # ZooKeeperSaslServer takes GSSAPI when the login has a principal,
+        # whose "service/host" part names the SASL server.
+        if not re.fullmatch(r"[^/@]+/[^/@]+@[^/@]+|\*", krb.principal):
+            raise ConfigError(f"JAAS section {section}: {KRB5_LOGIN_MODULE} principal "
+                              f"{krb.principal!r} is not of the form service/host@REALM")
+        cfg.sasl_kerberos = krb
+        log.info("SASL GSSAPI as %s from the JAAS section %s of %s", krb.principal,
+                 section, path)
+        return
     users = digest_users(modules)
     if users is None:
-        log.warning("JAAS section %s has no %s: pyzk serves SASL DIGEST-MD5 only (%s)",
-                    section, DIGEST_LOGIN_MODULE, ", ".join(m.name for m in modules))
+        log.warning("JAAS section %s has neither %s nor %s: SASL is off (%s)", section,
+                    DIGEST_LOGIN_MODULE, KRB5_LOGIN_MODULE,
+                    ", ".join(m.name for m in modules))
         return
     cfg.sasl_digest_users = users
     log.info("SASL DIGEST-MD5 with %d user(s) from the JAAS section %s of %s",

@@ -154,9 +154,23 @@ class FourLetterWords:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _connections(self) -> list[ClientConnection]:
-        """Live connections, oldest first (Apache's order is identity-hash order)."""
-        return sorted(self.server.connections,
+    @property
+    def netty(self) -> bool:
+        """Whether the shell answers as Apache's NettyServerCnxnFactory (the
+        only factory that serves TLS; see ClientPortHost.netty)."""
+        return bool(getattr(self.shell, "netty", False))
+
+    def _factory_connections(self, current: ClientConnection) -> list[ClientConnection]:
+        """The connections of the factory ``current`` came in on: Apache runs one
+        for clientPort and one for secureClientPort, and cons, stat and crst see
+        only their own (``factory`` is set by ClientPortHost)."""
+        mine = getattr(current, "factory", "client")
+        return [c for c in self.server.connections if getattr(c, "factory", "client") == mine]
+
+    def _connections(self, current: ClientConnection) -> list[ClientConnection]:
+        """Live connections of ``current``'s factory, oldest first (Apache's
+        order is identity-hash order)."""
+        return sorted(self._factory_connections(current),
                       key=lambda c: (getattr(c, "connected_at", 0), getattr(c, "remote_port", 0)))
 
     @staticmethod
@@ -169,7 +183,9 @@ class FourLetterWords:
         """ServerCnxn.dumpConnectionInfo."""
         closed = bool(getattr(conn, "closed", False))
         addr = "null" if closed else java_socket_address(conn.remote_ip, conn.remote_port)
-        interest = "0" if conn is current or closed else "1"
+        # NIO has cleared the asking connection's interest ops; Netty reports
+        # OP_READ for every open channel
+        interest = "0" if closed or (conn is current and not self.netty) else "1"
         parts = [f" {addr}[{interest}](queued={self._queued(conn)},"
                  f"recved={getattr(conn, 'packets_received', 0)},"
                  f"sent={getattr(conn, 'packets_sent', 0)}"]
@@ -220,7 +236,7 @@ class FourLetterWords:
             out.append("READ-ONLY mode; serving only read-only clients\n")
         if clients:
             out.append("Clients:\n")
-            for c in self._connections():
+            for c in self._connections(conn):
                 out.append(self.connection_info(c, conn, brief=True) + "\n")
             out.append("\n")
         mn, avg, mx = self._latency_triplet()
@@ -266,14 +282,15 @@ class FourLetterWords:
         """ConsCommand: full connection info, one per line, then an empty line."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
-        lines = [self.connection_info(c, conn, brief=False) + "\n" for c in self._connections()]
+        lines = [self.connection_info(c, conn, brief=False) + "\n"
+                 for c in self._connections(conn)]
         return "".join(lines) + "\n"
 
     def crst(self, conn: ClientConnection) -> str:
         """CnxnStatResetCommand: every connection's counters, this one's included."""
         if not self.running:
             return ZK_NOT_SERVING + "\n"
-        for c in list(self.server.connections):
+        for c in self._factory_connections(conn):
             c.packets_received = 0
             c.packets_sent = 0
             st = getattr(c, "cnxn_stats", None)
@@ -306,7 +323,8 @@ class FourLetterWords:
             out.append(f"0x{hex64(sid)}:\n")
             out.extend(f"\t{p}\n" for p in ephemerals[sid].java_order())
         out.append("Connections dump:\n")
-        out.append(self._connection_buckets(conn, now, wall))
+        if not self.netty:  # only NIOServerCnxnFactory dumps its connections
+            out.append(self._connection_buckets(conn, now, wall))
         return "".join(out)
 
     def _connection_buckets(self, current: ClientConnection, now: float, wall: int) -> str:
@@ -315,7 +333,7 @@ class FourLetterWords:
         session, after its last packet; buckets are 10 s wide)."""
         width = SESSIONLESS_CNXN_TIMEOUT_MS
         buckets: dict[int, list[ClientConnection]] = {}
-        conns = self._connections()
+        conns = self._connections(current)
         for c in conns:
             st = getattr(c, "cnxn_stats", None)
             if c is current:
@@ -379,7 +397,7 @@ class FourLetterWords:
             "outstanding_requests": str(stats.outstanding),
             "znode_count": str(tree.node_count()),
             "global_sessions": str(len(server.sessions.sessions)),
-            "non_mtls_remote_conn_count": "0",
+            "non_mtls_remote_conn_count": str(getattr(self.shell, "non_mtls_remote", 0)),
             "last_client_response_size": str(stats.last_response_size),
             "packets_sent": str(stats.packets_sent),
             "packets_received": str(stats.packets_received),
@@ -396,7 +414,7 @@ class FourLetterWords:
             "max_latency": str(mx),
             "outstanding_tls_handshake": "0",
             "min_client_response_size": str(stats.min_response_size),
-            "non_mtls_local_conn_count": "0",
+            "non_mtls_local_conn_count": str(getattr(self.shell, "non_mtls_local", 0)),
         }
 
     def _quota_gauges(self) -> list[tuple[str, str]]:

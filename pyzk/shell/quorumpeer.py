@@ -49,6 +49,8 @@ from pyzk.shell.datadir import (
     write_accepted_epoch,
     write_current_epoch,
 )
+from pyzk.shell.quorumauth import QuorumAuth
+from pyzk.shell.quorumtls import QuorumTls
 from pyzk.txnlog.replay import RecoveryError
 from pyzk.zab.zxid import epoch_of
 
@@ -123,8 +125,13 @@ class QuorumPeer:
                                       **kw)
         me = cfg.servers[self.my_id]
         peers = {sid: (s.host, s.election_port) for sid, s in cfg.servers.items()}
+        #: quorum SASL for both ports (None without quorum.auth.enableSasl)
+        self.quorum_auth = QuorumAuth.from_config(cfg)
+        #: sslQuorum/portUnification for both ports (None when both are off)
+        self.quorum_tls = QuorumTls.from_config(cfg)
         self.cnx = QuorumCnxManager(self.my_id, (me.host, me.election_port), peers,
-                                    self._on_message)
+                                    self._on_message, auth=self.quorum_auth,
+                                    tls=self.quorum_tls)
         self.state = ServerState.LOOKING
         self.accepted_epoch = 0
         self.current_epoch = 0

@@ -28,6 +28,7 @@ from pyzk.jute.constants import OpCode
 from pyzk.jute.records import TxnHeader
 from pyzk.quorum.election import Decided
 from pyzk.quorum.verifier import QuorumMaj
+from pyzk.shell import quorumauth, quorumtls
 from pyzk.shell.datadir import sorted_files, version_dir
 from pyzk.shell.logstage import LogStage
 from pyzk.shell.snapfiles import find_snapshots
@@ -199,7 +200,7 @@ class LeaderRole(_Role):
         else:
             self.core = LeaderCore(self.my_id, verifier, **kw)
         self.links: set[_Link] = set()
-        self._listener: asyncio.base_events.Server | None = None
+        self._listener: Any = None  # an asyncio Server or a quorumtls UnifiedListener
         self.started_ms = 0.0
         self.proposal_sizes: list[int] = []  # last, min, max (BufferStats)
 
@@ -290,9 +291,13 @@ class LeaderRole(_Role):
         await self.loop.run_in_executor(None, self.host.store.take_snapshot)
         self._open_log()
         try:
-            self._listener = await self.loop.create_server(
-                lambda: _Link(self, PacketStream()), host=me.host, port=me.quorum_port,
-                reuse_address=True)
+            self._listener = await quorumtls.create_server(
+                # UnifiedServerSocket with quorum TLS (pyzk.shell.quorumtls), then
+                # LearnerHandler authenticates each learner first (quorum SASL)
+                self.peer.quorum_tls, self.loop,
+                quorumauth.server_gate(self.peer.quorum_auth,
+                                       lambda: _Link(self, PacketStream())),
+                me.host, me.quorum_port, "quorum port")
         except OSError as e:
             log.error("Cannot listen on the quorum port %s:%d: %s", me.host, me.quorum_port, e)
             await self._cleanup()
@@ -459,8 +464,11 @@ class LearnerRole(_Role):
         deadline = self.now() + self.cfg.init_limit * self.cfg.tick_time
         while True:
             try:
-                _t, link = await self.loop.create_connection(
-                    lambda: _Link(self, LearnerStream()), spec.host, spec.quorum_port)
+                _t, link = await quorumtls.create_connection(
+                    self.peer.quorum_tls, self.loop,
+                    quorumauth.learner_gate(self.peer.quorum_auth, spec.host,
+                                            lambda: _Link(self, LearnerStream())),
+                    spec.host, spec.quorum_port, "quorum port")
                 break
             except OSError as e:
                 if self.now() >= deadline or self.done.done():
@@ -469,6 +477,12 @@ class LearnerRole(_Role):
                     await self._cleanup()
                     return "leader unreachable"
                 await asyncio.sleep(CONNECT_RETRY_S)
+        try:
+            # Learner.connectToLeader: quorum SASL before FOLLOWERINFO
+            link = await quorumauth.learner_ready(link)
+        except quorumauth.QuorumAuthError:
+            await self._cleanup()
+            return "quorum authentication failed"
         self.link = link
         self.core.now = self.now()
         self.execute(self.core.start())

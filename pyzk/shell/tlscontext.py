@@ -194,11 +194,8 @@ def _load_chain(ctx: ssl.SSLContext, key: object, certs: list[x509.Certificate])
         ctx.load_cert_chain(cert_path, key_path, password=passphrase)
 
 
-def server_context(tls: TlsSettings) -> ssl.SSLContext:
-    """The server-side SSLContext X509Util would build from ``tls``."""
-    if tls.keystore is None:
-        raise ConfigError(f"{tls.prefix}keyStore.location is not set: a TLS port needs a key store")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def _versions_and_ciphers(ctx: ssl.SSLContext, tls: TlsSettings) -> None:
+    """SSLContextAndOptions' enabled protocols and cipher suites, on either side."""
     unknown = [p for p in tls.enabled_protocols if p not in _VERSIONS]
     if unknown:
         raise ConfigError(f"{tls.prefix}enabledProtocols: unsupported protocol {unknown[0]}")
@@ -229,8 +226,13 @@ def server_context(tls: TlsSettings) -> ssl.SSLContext:
                               f"{','.join(tls.ciphersuites)} is available") from None
     elif hi < ssl.TLSVersion.TLSv1_3:
         raise ConfigError(f"{tls.prefix}ciphersuites: no usable cipher suite")
-    ctx.verify_mode = {"NEED": ssl.CERT_REQUIRED, "WANT": ssl.CERT_OPTIONAL,
-                       "NONE": ssl.CERT_NONE}[tls.client_auth]
+    if tls.context_supplier:
+        log.warning("%scontext.supplier.class=%s: pyzk cannot run a Java SSLContext supplier; "
+                    "the key and trust stores are used instead", tls.prefix, tls.context_supplier)
+
+
+def _trust(ctx: ssl.SSLContext, tls: TlsSettings, purpose: ssl.Purpose, wanted: bool) -> None:
+    """The trust store, or the system's CAs when none is set (a JVM's cacerts)."""
     if tls.truststore is not None:
         trusted = load_truststore(tls.truststore)
         try:
@@ -239,18 +241,68 @@ def server_context(tls: TlsSettings) -> ssl.SSLContext:
         except ssl.SSLError as e:
             raise ConfigError(f"trust store {tls.truststore.location}: OpenSSL refused its "
                               f"certificates ({e.reason or 'unknown reason'})") from None
-    elif tls.client_auth != "NONE":
-        ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    elif wanted:
+        ctx.load_default_certs(purpose)
     if tls.crl or tls.ocsp:
         log.warning("%scrl/%socsp: revocation checking is not supported by pyzk; "
                     "certificates are not checked for revocation", tls.prefix, tls.prefix)
-    key, certs = load_keystore(tls.keystore)
+
+
+def _own_chain(ctx: ssl.SSLContext, spec: StoreSpec) -> None:
+    key, certs = load_keystore(spec)
     try:
         _load_chain(ctx, key, certs)
     except ssl.SSLError as e:
-        raise ConfigError(f"key store {tls.keystore.location}: OpenSSL refused its key and "
+        raise ConfigError(f"key store {spec.location}: OpenSSL refused its key and "
                           f"certificate ({e.reason or e.library or 'unknown reason'})") from None
+
+
+def server_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The server-side SSLContext X509Util would build from ``tls``."""
+    if tls.keystore is None:
+        raise ConfigError(f"{tls.prefix}keyStore.location is not set: a TLS port needs a key store")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _versions_and_ciphers(ctx, tls)
+    ctx.verify_mode = {"NEED": ssl.CERT_REQUIRED, "WANT": ssl.CERT_OPTIONAL,
+                       "NONE": ssl.CERT_NONE}[tls.client_auth]
+    _trust(ctx, tls, ssl.Purpose.CLIENT_AUTH, tls.client_auth != "NONE")
+    _own_chain(ctx, tls.keystore)
     return ctx
+
+
+def client_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The client-side SSLContext X509Util's createSSLSocket would use.
+
+    The server's certificate must chain to the trust store; whether it names
+    the address dialled is ZKTrustManager's hostname check, which the caller
+    makes after the handshake (OpenSSL's check differs: it never tries an
+    address and then a name, as Apache does), so ``check_hostname`` is off.
+    Without a key store the client offers no certificate, as Java's does
+    with no key manager.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    _versions_and_ciphers(ctx, tls)
+    _trust(ctx, tls, ssl.Purpose.SERVER_AUTH, True)
+    if tls.keystore is not None:
+        _own_chain(ctx, tls.keystore)
+    return ctx
+
+
+def certificate_names(der: bytes) -> tuple[list[str], list[str], str | None]:
+    """(IP subjectAltNames, DNS subjectAltNames, the most specific CN) of a
+    certificate: what ZKHostnameVerifier matches a peer's address against."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        dns = list(san.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        ips, dns = [], []
+    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    cn = str(cns[-1].value) if cns else None
+    return ips, dns, cn
 
 
 def subject_id(der: bytes) -> str:

@@ -459,9 +459,14 @@ class Ensemble:
         return self.servers[sid]
 
     def start(self, timeout: float = 60.0) -> None:
-        """Launch every member, then wait until each serves clients."""
-        for s in self.servers.values():
-            s.start(timeout, wait=False)
+        """Launch every member, then wait until each serves clients.
+
+        Largest sid first: the members that come up first elect among
+        themselves, and starting the largest sid first makes it one of them,
+        so tests that expect the largest sid to lead rarely see a smaller
+        one win a race against a slow start."""
+        for sid in sorted(self.servers, reverse=True):
+            self.servers[sid].start(timeout, wait=False)
         try:
             for s in self.servers.values():
                 s.wait_ready(timeout)
