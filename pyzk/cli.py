@@ -76,10 +76,11 @@ def resolve_config_path(
     """Which zoo.cfg a command uses.
 
     zkServer.sh takes ``$ZOOCFGDIR/$2`` unless ``$2`` has a directory part, and
-    ``$ZOOCFGDIR/$ZOOCFG`` (default zoo.cfg) without ``$2``.  Because pyzk is
-    installed as a Python package rather than unpacked next to a ``conf/``
-    directory, ``conf/<name>`` in the current directory is tried before
-    ZOOCFGDIR unless ``--config`` names the directory explicitly.
+    ``$ZOOCFGDIR/$ZOOCFG`` (default zoo.cfg) without ``$2``.  A ZOOCFGDIR set
+    in the environment (Debian's /etc/zookeeper/conf, the official image's
+    /conf) wins as it does in zkEnv.sh; without one, where zkEnv.sh would use
+    the ``conf/`` beside its own script, pyzk (installed as a package, not
+    unpacked) uses ``conf/<name>`` in the current directory.
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
     name = arg if arg else env.get("ZOOCFG") or "zoo.cfg"
@@ -87,12 +88,12 @@ def resolve_config_path(
         return arg
     if confdir:
         return os.path.join(confdir, name)
-    local = os.path.join("conf", name)
-    if (base / local).is_file():
-        return local
     env_dir = env.get("ZOOCFGDIR")
     if env_dir and os.path.isfile(os.path.join(env_dir, name)):
         return os.path.join(env_dir, name)
+    local = os.path.join("conf", name)
+    if (base / local).is_file():
+        return local
     if arg and (base / arg).is_file():
         return arg
     return local

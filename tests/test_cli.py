@@ -110,6 +110,13 @@ def test_config_path_resolution(tmp_path: Path) -> None:
     )
     # a bare name found nowhere else is relative to the current directory
     assert cli.resolve_config_path("zoo.cfg", None, {}, str(tmp_path / "conf")) == "zoo.cfg"
+    # ZOOCFGDIR from the environment beats a conf/ in the current directory
+    # (a systemd unit or container started from a directory with a conf/)
+    assert cli.resolve_config_path(None, None, {"ZOOCFGDIR": etc}, cwd) == os.path.join(
+        etc, "zoo.cfg")
+    # but not when it lacks the file
+    assert cli.resolve_config_path(None, None, {"ZOOCFGDIR": str(tmp_path / "none")},
+                                   cwd) == "conf/zoo.cfg"
 
 
 @pytest.mark.pure
