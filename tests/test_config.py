@@ -615,7 +615,9 @@ def test_dynamic_config_file(tmp_path: Path) -> None:
         "version=100000000"
     )
     Path(path + ".dynamic.next").write_text("server.1=127.0.0.1:2881:3881\nversion=200000000\n")
-    assert load_config(path).last_seen_servers == {1: ServerSpec(1, "127.0.0.1", 2881, 3881)}
+    nxt = load_config(path)
+    assert nxt.last_seen_servers == {1: ServerSpec(1, "127.0.0.1", 2881, 3881)}
+    assert nxt.last_seen_version == 0x200000000
 
 
 def test_dynamic_config_file_errors(tmp_path: Path) -> None:
@@ -692,3 +694,11 @@ def test_readme_key_table_matches_config() -> None:
                 assert prop in USED_SYSTEM_PROPERTIES, prop
                 documented_props.add(prop)
     assert documented_props | {"zookeeper.multiAddress.enabled"} == USED_SYSTEM_PROPERTIES
+
+
+def test_snapshot_compression_and_39_trailer_keys(tmp_path: Path) -> None:
+    cfg = load_config(minimal(tmp_path, "snapshot.compression.method=SNAPPY\n"))
+    assert cfg.snapshot_compression == "snappy"  # StreamMode.fromString ignores case
+    assert cfg.serialize_last_processed_zxid is False  # 3.8 writes no trailer
+    cfg = load_config(minimal(tmp_path, "serializeLastProcessedZxid.enabled=TRUE\n"))
+    assert cfg.serialize_last_processed_zxid is True

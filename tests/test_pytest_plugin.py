@@ -143,3 +143,36 @@ def test_java_command_lines_become_pyzk_ones() -> None:
     assert env["SERVER_JVMFLAGS"] == "-Dfile.encoding=UTF-8 -Da.b=c"
     assert java_to_pyzk(["java", "-jar", "other.jar"]) is None
     assert java_to_pyzk(["ls"]) is None
+
+
+@pytest.mark.server
+@pytest.mark.timeout(120)
+def test_a_killed_test_run_leaves_no_server_behind(pytester: pytest.Pytester) -> None:
+    import os
+    import signal
+    import time
+
+    pidfile = pytester.path / "server.pid"
+    pytester.makepyfile(test_user=f"""
+        import os, signal
+        from pathlib import Path
+
+        def test_dies(zk_server):
+            Path({str(pidfile)!r}).write_text(str(zk_server.pid))
+            os.kill(os.getpid(), signal.SIGKILL)   # no teardown, no atexit
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break  # the server noticed its parent was gone and shut down
+        if state == "Z":
+            break  # exited; only its new parent has not reaped it yet
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError("the server outlived the killed test run")
+        time.sleep(0.1)

@@ -50,6 +50,7 @@ class ServerConfig:
     enforce_quota: bool = False
     digest_enabled: bool = True
     close_session_txn_enabled: bool = True
+    serialize_last_processed_zxid: bool = False
     jute_maxbuffer: int = DEFAULT_JUTE_MAXBUFFER
     jute_maxbuffer_extrasize: int = DEFAULT_JUTE_MAXBUFFER
     snap_count: int = 100000
@@ -70,6 +71,12 @@ class ServerConfig:
     admin_server_port: int = 8080
     admin_command_url: str = "/commands"
     admin_idle_timeout: int = 30000
+    #: metricsProvider.*: kept as written, checked when the provider starts
+    #: (Apache's PrometheusMetricsProvider.configure), not when zoo.cfg is read.
+    metrics_provider_class_name: str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+    metrics_provider_http_host: str = "0.0.0.0"
+    metrics_provider_http_port: str = "7000"
+    metrics_provider_export_jvm_info: str = "true"
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
     container_max_never_used_interval_ms: int = 0
@@ -92,6 +99,8 @@ class ServerConfig:
     groups: dict[int, tuple[int, ...]] = field(default_factory=dict)
     weights: dict[int, int] = field(default_factory=dict)
     last_seen_servers: dict[int, ServerSpec] | None = None
+    #: the ``version`` of ``<zoo.cfg>.dynamic.next`` (QuorumMaj's hex version key)
+    last_seen_version: int = 0
     my_id: int | None = None
     initial_config: str = ""
     #: Classes named by ``zookeeper.authProvider.*`` (zoo.cfg ``authProvider.N``),

@@ -45,7 +45,7 @@ _QPC_UNUSED_KEYS = frozenset(
         "connectToLearnerMasterLimit", "quorumListenOnAllIPs", "syncEnabled",
         "quorum.cnxn.threads.size",
         "jvm.pause.info-threshold.ms", "jvm.pause.warn-threshold.ms",
-        "jvm.pause.sleep.time.ms", "jvm.pause.monitor", "metricsProvider.className",
+        "jvm.pause.sleep.time.ms", "jvm.pause.monitor",
         "multiAddress.reachabilityCheckTimeoutMs", "multiAddress.reachabilityCheckEnabled",
         "oraclePath",
     }
@@ -69,7 +69,16 @@ _STATIC_STR_KEYS = {
     "quorum.auth.learner.saslLoginContext": "quorum_learner_login_context",
     "quorum.auth.server.saslLoginContext": "quorum_server_login_context",
     "quorum.auth.kerberos.servicePrincipal": "quorum_service_principal",
+    # the metrics provider's settings, checked when the provider starts, as
+    # Apache's PrometheusMetricsProvider.configure does (pyzk.shell.prometheus)
+    "metricsProvider.className": "metrics_provider_class_name",
+    "metricsProvider.httpHost": "metrics_provider_http_host",
+    "metricsProvider.httpPort": "metrics_provider_http_port",
+    "metricsProvider.exportJvmInfo": "metrics_provider_export_jvm_info",
 }
+#: The metrics providers pyzk serves: Apache's default (mntr only) and Prometheus.
+DEFAULT_METRICS_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+PROMETHEUS_METRICS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 _STATIC_BOOL_KEYS = {
     "localSessionsEnabled": "local_sessions_enabled",
     "localSessionsUpgradingEnabled": "local_sessions_upgrading_enabled",
@@ -191,6 +200,15 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
                 else:
                     shown = "******" if "password" in key.lower() else value
                     log.info("zoo.cfg key %s=%s is accepted but not used by pyzk", key, shown)
+
+    provider = strings.get("metrics_provider_class_name", DEFAULT_METRICS_PROVIDER)
+    if provider != PROMETHEUS_METRICS_PROVIDER:
+        # only the Prometheus provider reads these; another one (which pyzk
+        # cannot load) runs as the default one: mntr only
+        for key in _STATIC_STR_KEYS:
+            if key.startswith("metricsProvider.") and key in props and not (
+                    key == "metricsProvider.className" and provider == DEFAULT_METRICS_PROVIDER):
+                log.info("zoo.cfg key %s=%s is accepted but not used by pyzk", key, props[key])
 
     if values.get("quorum_server_require_sasl") and not values.get("quorum_enable_sasl"):
         raise ConfigError(

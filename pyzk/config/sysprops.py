@@ -44,6 +44,7 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "zookeeper.skipACL", "zookeeper.extendedTypesEnabled", "zookeeper.emulate353TTLNodes",
         "zookeeper.enforceQuota", "zookeeper.digest.enabled",
         "zookeeper.closeSessionTxn.enabled",
+        "zookeeper.serializeLastProcessedZxid.enabled",
         "zookeeper.DigestAuthenticationProvider.superDigest",
         "zookeeper.DigestAuthenticationProvider.enabled",
         "zookeeper.4lw.commands.whitelist", "readonlymode.enabled", "jute.maxbuffer",
@@ -113,6 +114,10 @@ def apply_system_properties(cfg: ServerConfig, sp: SystemProperties) -> None:
     cfg.enforce_quota = sp.parse_boolean("zookeeper.enforceQuota", False)
     cfg.digest_enabled = sp.parse_boolean("zookeeper.digest.enabled", True)
     cfg.close_session_txn_enabled = sp.parse_boolean("zookeeper.closeSessionTxn.enabled", True)
+    # 3.9's key (its default there is true); off by default, as 3.8 writes no such field
+    cfg.serialize_last_processed_zxid = sp.parse_boolean(
+        "zookeeper.serializeLastProcessedZxid.enabled", False
+    )
     cfg.super_digest = sp.get("zookeeper.DigestAuthenticationProvider.superDigest")
     cfg.digest_auth_enabled = sp.parse_boolean(
         "zookeeper.DigestAuthenticationProvider.enabled", True
@@ -146,6 +151,7 @@ def apply_system_properties(cfg: ServerConfig, sp: SystemProperties) -> None:
     cfg.max_cnxns = sp.get_integer("zookeeper.maxCnxns", 0)
     method = sp.get("zookeeper.snapshot.compression.method", "")
     assert method is not None
+    method = method.lower()  # StreamMode.fromString compares ignoring case
     if method not in SNAPSHOT_COMPRESSION_METHODS:
         log.warning("unknown snapshot compression method %r; snapshots are not compressed", method)
         method = ""

@@ -124,12 +124,17 @@ class Summary:
     seeded generator so runs are reproducible.
     """
 
-    __slots__ = ("count", "total", "min", "max", "_reservoir", "_seen", "_rng")
+    __slots__ = ("count", "total", "min", "max", "percentiles", "_reservoir", "_seen", "_rng")
     RESERVOIR_SIZE = 4096
 
-    def __init__(self, percentiles: bool = False) -> None:
-        self._reservoir: list[int] | None = [] if percentiles else None
-        self._rng: random.Random | None = random.Random(0) if percentiles else None
+    def __init__(self, percentiles: bool = False, sampled: bool = False) -> None:
+        #: Whether mntr prints p50..p999 (Apache's ADVANCED level).  ``sampled``
+        #: keeps the reservoir without printing them, for the Prometheus
+        #: endpoint's median of a BASIC summary.
+        self.percentiles = percentiles
+        keep = percentiles or sampled
+        self._reservoir: list[int] | None = [] if keep else None
+        self._rng: random.Random | None = random.Random(0) if keep else None
         self.reset()
 
     def reset(self) -> None:
@@ -195,7 +200,7 @@ class Summary:
             (f"cnt_{name}", str(self.count)),
             (f"sum_{name}", str(self.total)),
         ]
-        if self._reservoir is not None:
+        if self.percentiles:
             for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
                 out.append((f"{label}_{name}", str(self.quantile(q))))
         return out
@@ -206,7 +211,8 @@ def observe(stats: ServerStats, name: str, value: int) -> None:
     e.g. "readlatency", "fsynctime", "<ns>_read_per_namespace")."""
     s = stats.summaries.get(name)
     if s is None:
-        s = stats.summaries[name] = Summary(percentiles=name in _PERCENTILE_SET)
+        s = stats.summaries[name] = Summary(percentiles=name in _PERCENTILE_SET,
+                                            sampled=stats.sample_all)
     s.add(value)
 
 

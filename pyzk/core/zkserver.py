@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pyzk.config import ConfigError, ServerConfig
+from pyzk.config.parse import PROMETHEUS_METRICS_PROVIDER
 from pyzk.core.digestmd5 import DigestMD5Server, SaslError
 from pyzk.core.errors import KeeperError
 from pyzk.core.kerberosname import KerberosNameError, authorized_id
@@ -109,9 +110,11 @@ class ServerStats:
                  "total_latency", "count", "outstanding", "auth_failed",
                  "bytes_received", "watch_events", "fsyncs", "fsynced_txns",
                  "last_response_size", "min_response_size", "max_response_size",
-                 "counters", "summaries")
+                 "counters", "summaries", "sample_all")
 
-    def __init__(self) -> None:
+    def __init__(self, sample_all: bool = False) -> None:
+        #: every summary keeps samples (the Prometheus endpoint's medians)
+        self.sample_all = sample_all
         self.reset()
         # Client response sizes (Apache BufferStats; -1 until the first reply).
         self.last_response_size = -1
@@ -198,7 +201,8 @@ class ZooKeeperServer:
             self.tree, skip_acl=self.skip_acl, extended_types=self.extended_types,
             enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled,
             maxbuf=self.maxbuf, providers=self.providers)
-        self.stats = ServerStats()
+        self.stats = ServerStats(
+            sample_all=cfg.metrics_provider_class_name == PROMETHEUS_METRICS_PROVIDER)
         self.reads = Reads(self.tree, skip_acl=self.skip_acl, maxbuf=self.maxbuf,
                            stats=self.stats, providers=self.providers)
         self.min_session_timeout = cfg.min_session_timeout

@@ -182,7 +182,10 @@ def _load_dynamic(dynamic_file: str, cfg: ServerConfig) -> Quorum:
 
 
 def _load_next_dynamic(path: str, cfg: ServerConfig) -> dict[int, ServerSpec] | None:
-    """The ``<zoo.cfg>.dynamic.next`` file a reconfig in flight leaves behind."""
+    """The ``<zoo.cfg>.dynamic.next`` file a reconfig in flight leaves behind
+    (QuorumPeerConfig.parse: its lastSeenQuorumVerifier, which QuorumPeerMain
+    hands to the peer at start-up; see shell/quorumpeer.py). Its ``version``
+    goes to ``cfg.last_seen_version``."""
     next_file = path + ".dynamic.next"
     if not os.path.exists(next_file):
         return None
@@ -191,7 +194,13 @@ def _load_next_dynamic(path: str, cfg: ServerConfig) -> dict[int, ServerSpec] | 
     except OSError:
         log.warning("NextQuorumVerifier is initiated to null")
         return None
-    return next_dynamic_servers(props, cfg)
+    servers = next_dynamic_servers(props, cfg)
+    version = props.get("version", "").strip()
+    try:
+        cfg.last_seen_version = int(version, 16) if version else 0
+    except ValueError:
+        raise ConfigError(f"{next_file}: version {version!r} is not a hex number") from None
+    return servers
 
 
 def _read_myid(data_dir: str) -> int | None:

@@ -25,6 +25,7 @@ from pyzk.quorum.election import Decided, ServerState
 from pyzk.shell.admin import AdminServer
 from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.fourletter import FourLetterWords
+from pyzk.shell.prometheus import PrometheusEndpoint
 from pyzk.shell.quorumpeer import QuorumPeer
 from pyzk.shell.roles import LeaderRole, LearnerRole
 from pyzk.shell.store import Store
@@ -106,6 +107,7 @@ class EnsembleShell(ClientPortHost):
         #: Autopurge runs for the member's lifetime, whatever its role.
         self.timers = ServerTimers(loop, cfg)
         self.admin = AdminServer(self, cfg)
+        self.metrics = PrometheusEndpoint(self, cfg)
         #: Completes when the quorum peer ends on its own (with its error if it failed).
         self.fatal: asyncio.Future[None] = loop.create_future()
 
@@ -210,6 +212,8 @@ class EnsembleShell(ClientPortHost):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # QuorumPeerMain starts the metrics provider first; a failure stops the start
+        await self.metrics.start()
         await self.listen()
         # QuorumPeer.start: the client port, then the AdminServer, then the election
         await self.admin.start()
@@ -244,5 +248,6 @@ class EnsembleShell(ClientPortHost):
         server = self.server
         if server is not None:
             server.close_all()
+        await self.metrics.stop()
         if self.fatal.done():
             self.fatal.exception()  # retrieved: the log line above said it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import TYPE_CHECKING
 
@@ -43,13 +44,40 @@ async def run(cfg: ServerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    watch = _watch_parent(stop)
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([stopped, shell.fatal], return_when=asyncio.FIRST_COMPLETED)
+    if watch is not None:
+        watch.cancel()
     code = 1 if shell.fatal.done() and shell.fatal.exception() is not None else 0
     stopped.cancel()
     log.info("shutting down")
     await shell.stop()
     return code
+
+
+#: How often a server started with PYZK_DIE_WITH_PARENT looks for its parent.
+PARENT_CHECK_S = 1.0
+
+
+def _watch_parent(stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """PYZK_DIE_WITH_PARENT=<pid> (the pytest plugin sets it): shut down
+    cleanly once that process is gone, even if it died by SIGKILL, so a
+    crashed test run leaves no server behind. Polling the parent pid works
+    whichever thread started us (prctl's PDEATHSIG follows the thread)."""
+    want = os.environ.get("PYZK_DIE_WITH_PARENT", "")
+    if not want.isdigit():
+        return None
+    parent = int(want)
+
+    async def watch() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_S)
+        log.warning("The process that started this server (pid %d) is gone: shutting down",
+                    parent)
+        stop.set()
+
+    return asyncio.get_running_loop().create_task(watch())
 
 
 def serve(cfg: ServerConfig) -> int:

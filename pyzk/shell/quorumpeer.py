@@ -145,6 +145,12 @@ class QuorumPeer:
         #: QuorumPeer.reconfigFlag: a committed reconfig named our next role, so
         #: the next round skips the election (updateServerState).
         self._reconfig_flag = False
+        if cfg.last_seen_servers is not None:
+            # QuorumPeerMain.runFromConfig: a zoo.cfg.dynamic.next left over
+            # from a reconfig in flight is the last seen configuration (not
+            # written back; ignored without reconfigEnabled, as Apache's)
+            self.set_last_seen(QuorumMaj(cfg.last_seen_servers, cfg.last_seen_version),
+                               write=False)
 
     # ------------------------------------------------------------------ epochs
 

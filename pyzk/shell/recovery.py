@@ -46,6 +46,8 @@ def recover(
     trust_empty_snapshot: bool = False,
     init_empty: bool = True,
     cut_torn_tail: bool = True,
+    compression: str = "",
+    last_zxid_enabled: bool = False,
 ) -> LoadResult:
     """FileTxnSnapLog.restore with the details returned.
 
@@ -53,7 +55,9 @@ def recover(
     it, logs without any snapshot are refused. ``init_empty`` is
     ``zookeeper.db.autocreate``: with nothing on disk, an empty tree is
     saved as snapshot.0, as Apache does on first start (Apache then starts
-    from pyzk's directory and vice versa).
+    from pyzk's directory and vice versa), compressed with ``compression``
+    and with 3.9's last zxid when ``last_zxid_enabled``, as Apache's
+    SnapStream writes every snapshot.
     """
     data_dir = Path(data_dir)
     log_dir = Path(data_log_dir) if data_log_dir is not None else data_dir
@@ -63,7 +67,8 @@ def recover(
     for path in find_snapshots(data_dir, MAX_SNAPSHOTS_TRIED):
         log.info("Reading snapshot %s", path)
         try:
-            snap = load_snapshot(path, digest_enabled=digest_enabled, extended_types=extended_types)
+            snap = load_snapshot(path, digest_enabled=digest_enabled, extended_types=extended_types,
+                                 last_zxid_enabled=last_zxid_enabled)
             snap_path = path
             break
         except (OSError, JuteError) as e:
@@ -84,9 +89,9 @@ def recover(
             _replay(result, log_dir, None, cut_torn_tail)
             return result
         if init_empty:
-            path = version_dir(data_dir) / snapshot_name(0)
+            path = version_dir(data_dir) / snapshot_name(0, compression)
             log.info("Snapshotting: 0x0 to %s", path)
-            write_snapshot(path, tree, sessions, 0)
+            write_snapshot(path, tree, sessions, 0, last_zxid=0 if last_zxid_enabled else None)
             result.created_initial_snapshot = path
         return result
 

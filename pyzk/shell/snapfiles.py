@@ -38,20 +38,22 @@ def write_snapshot(
     *,
     digest: ZxidDigest | None | bool = True,
     fsync: bool = True,
+    last_zxid: int | None = None,
 ) -> Path:
     """Write a snapshot file atomically (temp file, fsync, rename, as AtomicFileOutputStream).
 
-    The compression follows the file name (``.gz``); ``zxid`` is only
-    checked against the name, which is what Apache trusts on reading.
+    The compression follows the file name (``.gz``, ``.snappy``); ``zxid`` is
+    only checked against the name, which is what Apache trusts on reading.
+    ``last_zxid`` appends 3.9's last processed zxid (see txnlog.snapshot).
     """
     path = Path(path)
     if zxid is not None and zxid_from_name(path.name, SNAPSHOT_PREFIX) not in (-1, zxid):
         raise ValueError(f"snapshot name {path.name} does not carry zxid {zxid:#x}")
-    method = write_method(path.name)  # snappy is refused before a temp file exists
+    method = write_method(path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as raw:
-        write_stream(raw, method, tree, sessions, digest=digest)
+        write_stream(raw, method, tree, sessions, digest=digest, last_zxid=last_zxid)
         raw.flush()
         if fsync:
             os.fsync(raw.fileno())
@@ -62,14 +64,22 @@ def write_snapshot(
 
 
 def load_snapshot(
-    path: str | os.PathLike[str], *, digest_enabled: bool = True, extended_types: bool = False
+    path: str | os.PathLike[str],
+    *,
+    digest_enabled: bool = True,
+    extended_types: bool = False,
+    last_zxid_enabled: bool = False,
 ) -> Snapshot:
-    """Read and verify one snapshot file; its zxid comes from the name, as in Apache."""
+    """Read and verify one snapshot file; its zxid comes from the name, as in Apache.
+
+    ``last_zxid_enabled`` (3.9's serializeLastProcessedZxid) also checks the
+    third seal a 3.9 snapshot carries."""
     path = Path(path)
     zxid = zxid_from_name(path.name, SNAPSHOT_PREFIX)
     return parse_snapshot(
         decode_stream(str(path), path.read_bytes()), zxid,
         digest_enabled=digest_enabled, extended_types=extended_types,
+        last_zxid_enabled=last_zxid_enabled,
     )
 
 

@@ -20,6 +20,7 @@ from pyzk.shell.admin import AdminServer
 from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.fourletter import FourLetterWords
 from pyzk.shell.logstage import LogStage
+from pyzk.shell.prometheus import PrometheusEndpoint
 from pyzk.shell.store import Store
 from pyzk.shell.timers import ServerTimers, now_ms, wall_ms
 
@@ -43,6 +44,7 @@ class StandaloneShell(ClientPortHost):
         self.fourlw = FourLetterWords(self)
         self.timers = ServerTimers(loop, cfg)
         self.admin = AdminServer(self, cfg)
+        self.metrics = PrometheusEndpoint(self, cfg)
         #: Completes if the server ends on its own (never, standalone: a failed
         #: log only stops writes, as the log stage says).
         self.fatal: asyncio.Future[None] = loop.create_future()
@@ -56,7 +58,9 @@ class StandaloneShell(ClientPortHost):
             committed(zxid)
 
     async def start(self) -> None:
-        # ZooKeeperServerMain starts the AdminServer before the client port
+        # ZooKeeperServerMain starts the metrics provider first (a failure stops
+        # the start), then the AdminServer, then the client port
+        await self.metrics.start()
         await self.admin.start()
         await self.listen()
         self.store.snapshot_after_recovery()
@@ -75,3 +79,4 @@ class StandaloneShell(ClientPortHost):
             await srv.wait_closed()
         await self.log.close()
         self.store.log_closed()
+        await self.metrics.stop()

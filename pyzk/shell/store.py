@@ -61,7 +61,9 @@ class Store:
         version_dir(self.log_dir).mkdir(parents=True, exist_ok=True)
         r = recover(self.data_dir, self.log_dir,
                     digest_enabled=bool(self.cfg.digest_enabled),
-                    extended_types=bool(self.cfg.extended_types_enabled))
+                    extended_types=bool(self.cfg.extended_types_enabled),
+                    compression=self.compression,
+                    last_zxid_enabled=bool(self.cfg.serialize_last_processed_zxid))
         log.info("Loaded data directory %s: %d txns replayed, last zxid 0x%x, %d sessions",
                  self.data_dir, r.txns_loaded, r.last_zxid, len(r.sessions))
         if r.cut is not None:
@@ -128,12 +130,17 @@ class Store:
             digest = False
         return path, zxid, digest
 
+    def _last_zxid(self, zxid: int) -> int | None:
+        """3.9's serialized lastProcessedZxid, when configured: the forked
+        child writes a frozen tree, so it is the snapshot's own zxid."""
+        return zxid if self.cfg.serialize_last_processed_zxid else None
+
     def take_snapshot(self) -> Path:
         """Write snapshot.<last applied zxid> of the tree as it is now (blocking)."""
         path, zxid, digest = self._snapshot_target()
         log.info("Snapshotting: 0x%x to %s", zxid, path)
         write_snapshot(path, self.server.tree, self.server.session_timeouts(), zxid,
-                       digest=digest)
+                       digest=digest, last_zxid=self._last_zxid(zxid))
         return path
 
     def take_snapshot_in_background(self) -> None:
@@ -145,6 +152,7 @@ class Store:
             self.take_snapshot()
             return
         path, zxid, digest = self._snapshot_target()
+        last_zxid = self._last_zxid(zxid)
         sessions = self.server.session_timeouts()
         log.info("Snapshotting: 0x%x to %s", zxid, path)
         self.snapshot_in_progress = True
@@ -152,7 +160,8 @@ class Store:
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                write_snapshot(path, self.server.tree, sessions, zxid, digest=digest)
+                write_snapshot(path, self.server.tree, sessions, zxid, digest=digest,
+                               last_zxid=last_zxid)
                 code = 0
             finally:
                 os._exit(code)

@@ -43,6 +43,8 @@ APACHE_JARS = (
     "/usr/share/java/netty-handler.jar",
     "/usr/share/java/netty-resolver.jar",
     "/usr/share/java/netty-transport-native-unix-common.jar",
+    # SnapStream's snappy mode (zookeeper.snapshot.compression.method=snappy)
+    "/usr/share/java/snappy-java.jar",
 )
 APACHE_CLASSPATH = ":".join(("/etc/zookeeper/conf", *APACHE_JARS))
 # Apache's Jetty AdminServer needs the servlet API, Jetty 9 and Jackson (Debian's).
@@ -403,6 +405,9 @@ class PyzkServer(ServerProcess):
             env["SERVER_JVMFLAGS"] = " ".join(self.jvm_flags)
         else:
             env.pop("SERVER_JVMFLAGS", None)
+        # the server shuts itself down if this process dies without stopping
+        # it (a test run killed or crashed: no server is left behind)
+        env["PYZK_DIE_WITH_PARENT"] = str(os.getpid())
         return env
 
     def cwd(self) -> Path:

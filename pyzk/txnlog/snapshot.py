@@ -11,6 +11,8 @@ all in Jute encoding::
     long Adler32 of every byte so far, ustring "/"           seal
     long zxid, int digest version, long digest               ZxidDigest (3.6+)
     long Adler32 of every byte so far, ustring "/"           second seal
+    long last processed zxid                                 3.9+, see below
+    long Adler32 of every byte so far, ustring "/"           third seal
 
 The checksum is over the uncompressed stream. This module is the format
 only (bytes in, bytes out); writing, reading and finding the files is
@@ -20,10 +22,16 @@ older snapshot simply ends after the first seal. Maps are written in the
 order Java's HashMap iterates them and nodes in DataTree.serializeNode's
 depth-first order, so Apache and pyzk write the same bytes for the same tree.
 
-Compression: ``gz`` as Apache's GZIP stream mode. Apache's ``snappy`` mode
-(snappy-java's framing) is not supported: no snappy codec ships with Python
-and Debian's ZooKeeper lacks the snappy-java jar it names, so neither side
-could be tested; such files are reported as unsupported.
+3.9 (FileSnap/DataTree.serializeLastProcessedZxid) appends the tree's last
+processed zxid and a third seal when ``zookeeper.serializeLastProcessedZxid.enabled``
+(true by default in 3.9, unknown to 3.8, which ignores the trailing bytes).
+Each part is read only when its key is on, in Apache's order, and a stream
+that ends before a part is an older snapshot (Apache's EOFException), so a
+3.8 reader of a 3.9 file and a 3.9 reader of a 3.8 file both work. As in
+FileSnap.deserialize, the tree's zxid is still the one in the file name.
+
+Compression: ``gz`` as Apache's GZIP stream mode, ``snappy`` as its SNAPPY
+mode (snappy-java's own block framing, pyzk.txnlog.snappyjava).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from pyzk.datatree.tree import DIGEST_VERSION, DataTree
 from pyzk.javacompat import EMPTY_CHILDREN, java_spread, table_size_for
 from pyzk.jute.codec import JuteError, Truncated, read_buffer, read_ustring
 from pyzk.jute.records import ACL, FileHeader
+from pyzk.txnlog import snappyjava
 from pyzk.txnlog.names import SNAPSHOT_PREFIX, zxid_from_name
 
 log = logging.getLogger(__name__)
@@ -48,7 +57,7 @@ log = logging.getLogger(__name__)
 SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
 SNAP_VERSION = 2
 SNAP_DBID = -1
-COMPRESSION_METHODS = ("", "gz")  # "" is Apache's CHECKED (uncompressed) mode
+COMPRESSION_METHODS = ("", "gz", "snappy")  # "" is Apache's CHECKED (uncompressed) mode
 # Snapshots hold whole znodes; Apache reads them with the same jute.maxbuffer
 # checks, but a node can never be larger than what the server accepted.
 SNAP_MAX_BUFFER = 0x7FFFFFFF
@@ -63,7 +72,7 @@ _ZXID_DIGEST = struct.Struct(">qiq")
 _SEAL_PATH = _INT.pack(1) + b"/"
 _NULL = _INT.pack(-1)
 _GZIP_MAGIC = b"\x1f\x8b"
-_SNAPPY_MAGIC = b"\x82SNAPPY\x00"
+_SNAPPY_MAGIC = snappyjava.MAGIC
 _CHUNK = 1 << 20
 
 
@@ -72,7 +81,7 @@ class CorruptSnapshot(JuteError):
 
 
 class UnsupportedSnapshot(CorruptSnapshot):
-    """A snapshot in a compression mode pyzk cannot read (snappy)."""
+    """A snapshot in a compression mode pyzk cannot read (none left; kept for callers)."""
 
 
 @dataclass(slots=True)
@@ -86,12 +95,18 @@ class ZxidDigest:
 
 @dataclass(slots=True)
 class Snapshot:
-    """A loaded snapshot: the tree, session timeouts, its zxid and its digest trailer."""
+    """A loaded snapshot: the tree, session timeouts, its zxid and its digest trailer.
+
+    ``last_zxid`` is 3.9's serialized last processed zxid (None when the
+    file has none or the key is off); informational, as in Apache's
+    FileSnap, which keeps the file name's zxid.
+    """
 
     tree: DataTree
     sessions: dict[int, int]
     zxid: int
     digest: ZxidDigest | None
+    last_zxid: int | None = None
 
 
 def compression_of(name: str) -> str:
@@ -156,12 +171,15 @@ def serialize_snapshot(
     *,
     digest: ZxidDigest | None | bool = True,
     dbid: int = SNAP_DBID,
+    last_zxid: int | None = None,
 ) -> int:
     """Write a whole snapshot stream to ``sink`` (uncompressed); returns the node count.
 
     ``digest``: True writes the tree's last processed ZxidDigest (zeros if
     none, as Apache), a ZxidDigest writes that one, False/None writes no
-    digest part (``zookeeper.digest.enabled=false``).
+    digest part (``zookeeper.digest.enabled=false``). ``last_zxid``: None
+    writes 3.8's layout; a zxid appends 3.9's last processed zxid and its
+    seal (``zookeeper.serializeLastProcessedZxid.enabled``).
     """
     w = _CheckedWriter(sink)
     out = w.buf
@@ -209,6 +227,9 @@ def serialize_snapshot(
         digest = ZxidDigest(*zd) if zd is not None else ZxidDigest(0, DIGEST_VERSION, 0)
     if digest:
         w.buf += _ZXID_DIGEST.pack(digest.zxid, digest.version, digest.digest)
+        w.seal()
+    if last_zxid is not None:
+        w.buf += _LONG.pack(last_zxid)
         w.seal()
     w.spill()
     return n
@@ -286,8 +307,12 @@ def parse_snapshot(
     digest_enabled: bool = True,
     extended_types: bool = False,
     check_seal: bool = True,
+    last_zxid_enabled: bool = False,
 ) -> Snapshot:
     """Decode an uncompressed snapshot stream (FileSnap.deserialize for one file).
+
+    ``last_zxid_enabled`` is 3.9's ``zookeeper.serializeLastProcessedZxid.enabled``:
+    read the last processed zxid after the digest and check its seal.
 
     CorruptSnapshot on a bad magic, a checksum mismatch or an orphan node;
     Truncated (a JuteError) if the stream ends early.
@@ -333,15 +358,20 @@ def parse_snapshot(
         pos = end[0]
         tree.last_processed_zxid = zxid
         digest: ZxidDigest | None = None
+        last_zxid: int | None = None
         if check_seal:
             pos = _check_seal(buf, pos)
             if digest_enabled and pos < len(buf):
                 digest, pos = _read_zxid_digest(buf, pos)
                 if digest is not None:
-                    _check_seal(buf, pos)
+                    pos = _check_seal(buf, pos)
+            # DataTree.deserializeLastProcessedZxid: an EOF means an older snapshot
+            if last_zxid_enabled and pos + 8 <= len(buf):
+                last_zxid = _LONG.unpack_from(buf, pos)[0]
+                _check_seal(buf, pos + 8)
     except struct.error as e:
         raise Truncated(str(e)) from e
-    return Snapshot(tree, sessions, zxid, digest)
+    return Snapshot(tree, sessions, zxid, digest, last_zxid)
 
 
 def _read_zxid_digest(buf: bytes, pos: int) -> tuple[ZxidDigest | None, int]:
@@ -368,7 +398,10 @@ def decode_stream(name: str, raw: bytes) -> bytes:
     """The uncompressed stream of a snapshot file called ``name`` holding ``raw``."""
     method = compression_of(name)
     if method == "snappy":
-        raise UnsupportedSnapshot(f"{name}: snappy snapshot compression is not supported")
+        try:
+            return snappyjava.decode(raw)
+        except snappyjava.SnappyJavaError as e:
+            raise CorruptSnapshot(f"{name}: bad snappy stream: {e}") from e
     if method == "gz":
         try:
             return gzip.decompress(raw)
@@ -399,15 +432,8 @@ HEAD_NEEDED = len(_SNAPPY_MAGIC)
 
 
 def write_method(name: str) -> str:
-    """The compression a snapshot file called ``name`` is written with ("" or "gz").
-
-    UnsupportedSnapshot for snappy, so the shell can refuse before it
-    creates any file.
-    """
-    method = compression_of(name)
-    if method == "snappy":
-        raise UnsupportedSnapshot("snappy snapshot compression is not supported by pyzk")
-    return method
+    """The compression a snapshot file called ``name`` is written with ("", "gz" or "snappy")."""
+    return compression_of(name)
 
 
 def write_stream(
@@ -417,9 +443,14 @@ def write_stream(
     sessions: Mapping[int, int],
     *,
     digest: ZxidDigest | None | bool = True,
+    last_zxid: int | None = None,
 ) -> int:
     """Serialize into the open file ``raw`` with ``method`` (see write_method); the node count."""
     if method == "gz":
         with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
-            return serialize_snapshot(gz, tree, sessions, digest=digest)
-    return serialize_snapshot(raw, tree, sessions, digest=digest)
+            return serialize_snapshot(gz, tree, sessions, digest=digest, last_zxid=last_zxid)
+    if method == "snappy":
+        with snappyjava.SnappyJavaWriter(raw) as sj:
+            return serialize_snapshot(sj, tree, sessions, digest=digest,  # type: ignore[arg-type]
+                                      last_zxid=last_zxid)
+    return serialize_snapshot(raw, tree, sessions, digest=digest, last_zxid=last_zxid)

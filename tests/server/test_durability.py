@@ -172,8 +172,9 @@ def test_purge_keeps_retained_snapshots_and_their_logs(tmp_path) -> None:
 
 @pytest.mark.server
 @pytest.mark.reference
-def test_gzip_snapshots_written_and_read_by_both_servers(tmp_path) -> None:
-    flags = ["-Dzookeeper.snapshot.compression.method=gz"]
+@pytest.mark.parametrize("method", ["gz", "snappy"])
+def test_compressed_snapshots_written_and_read_by_both_servers(tmp_path, method: str) -> None:
+    flags = [f"-Dzookeeper.snapshot.compression.method={method}"]
     with PyzkServer(tmp_path, extra_cfg={"snapCount": "10"}, jvm_flags=flags) as srv:
         c = connect(srv.host, srv.port)
         for i in range(40):
@@ -183,10 +184,10 @@ def test_gzip_snapshots_written_and_read_by_both_servers(tmp_path) -> None:
         c.close()
         port = srv.port
     names = os.listdir(tmp_path / "version-2")
-    assert any(n.startswith("snapshot.") and n.endswith(".gz") for n in names), names
+    assert any(n.startswith("snapshot.") and n.endswith(f".{method}") for n in names), names
     # Only the compressed snapshots may be left for a restart to use.
     for n in names:
-        if n.startswith("snapshot.") and not n.endswith(".gz") and n != "snapshot.0":
+        if n.startswith("snapshot.") and not n.endswith(f".{method}") and n != "snapshot.0":
             (tmp_path / "version-2" / n).unlink()
     with PyzkServer(tmp_path, port=port, jvm_flags=flags) as srv2:
         c = connect(srv2.host, srv2.port)

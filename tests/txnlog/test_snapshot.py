@@ -19,12 +19,14 @@ from pyzk.shell.snapfiles import (
     read_snapshot,
     write_snapshot,
 )
+from pyzk.txnlog import snappyjava
 from pyzk.txnlog.names import snapshot_name
 from pyzk.txnlog.snapshot import (
     CorruptSnapshot,
     UnsupportedSnapshot,
     ZxidDigest,
     java_long_map_order,
+    parse_snapshot,
     serialize_snapshot,
 )
 from tests.txnlog.helpers import S2, TxnSource, tree_view
@@ -53,12 +55,12 @@ def _internal(tree: DataTree) -> dict:
     }
 
 
-@pytest.mark.parametrize("method", ["", "gz"])
+@pytest.mark.parametrize("method", ["", "gz", "snappy"])
 def test_round_trip_every_kind_of_node(tmp_path: Path, method: str) -> None:
     src = _source()
     path = version_dir(tmp_path) / snapshot_name(src.zxid, method)
     write_snapshot(path, src.tree, src.sessions, src.zxid)
-    assert path.name == f"snapshot.{src.zxid:x}" + (".gz" if method else "")
+    assert path.name == f"snapshot.{src.zxid:x}" + (f".{method}" if method else "")
     snap = load_snapshot(path, extended_types=True)
     assert snap.zxid == src.zxid and snap.sessions == {S2: 40000}
     assert _internal(snap.tree) == _internal(src.tree)
@@ -139,14 +141,93 @@ def test_find_snapshots_newest_valid_first(tmp_path: Path) -> None:
     assert [p.name for p in find_snapshots(tmp_path, 2)] == ["snapshot.200", "snapshot.50.gz"]
 
 
-def test_snappy_is_reported_unsupported(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedSnapshot):
-        write_snapshot(tmp_path / "snapshot.1.snappy", DataTree(), {}, 1)
-    assert list(tmp_path.iterdir()) == []  # refused before any file was made
-    (tmp_path / "snapshot.1.snappy").write_bytes(b"\x82SNAPPY\x00" + bytes(8))
-    assert is_valid_snapshot(tmp_path / "snapshot.1.snappy")
-    with pytest.raises(UnsupportedSnapshot):
-        load_snapshot(tmp_path / "snapshot.1.snappy")
+def test_snappy_file_is_snappy_java_framing_of_the_plain_stream(tmp_path: Path) -> None:
+    src = _source()
+    plain = write_snapshot(tmp_path / "snapshot.5", src.tree, src.sessions, 5)
+    packed = write_snapshot(tmp_path / "snapshot.5.snappy", src.tree, src.sessions, 5)
+    assert packed.read_bytes()[:16] == snappyjava.HEADER
+    assert snappyjava.decode(packed.read_bytes()) == plain.read_bytes()
+    assert not (tmp_path / "snapshot.5.snappy.tmp").exists()  # written atomically
+
+
+def test_bad_snappy_snapshots_are_refused(tmp_path: Path) -> None:
+    src = _source()
+    good = write_snapshot(tmp_path / "snapshot.1.snappy", src.tree, {}, 1).read_bytes()
+    path = tmp_path / "snapshot.2.snappy"
+    path.write_bytes(b"\x82SNAPPY\x00" + bytes(8))  # the magic, then nothing: valid-looking
+    assert is_valid_snapshot(path)
+    with pytest.raises(JuteError):
+        load_snapshot(path)  # an empty stream does not parse
+    path.write_bytes(good[:-3])
+    assert is_valid_snapshot(path)
+    with pytest.raises(CorruptSnapshot, match="bad snappy stream: truncated block"):
+        load_snapshot(path)
+    path.write_bytes(b"\x00" + good[1:])
+    assert not is_valid_snapshot(path)  # SnapStream.isValidSnappyStream: the magic
+    with pytest.raises(CorruptSnapshot, match="magic"):
+        load_snapshot(path)
+    # a block that decompresses but whose content was altered: the Adler32 seal
+    raw = bytearray(snappyjava.decode(good))
+    raw[40] ^= 0xFF
+    path.write_bytes(snappyjava.encode(raw))
+    with pytest.raises(JuteError):
+        load_snapshot(path)
+    assert UnsupportedSnapshot.__mro__[1] is CorruptSnapshot
+
+
+def test_39_layout_last_processed_zxid_and_third_seal() -> None:
+    """3.9's FileSnap.serialize: ... seal, ZxidDigest, seal, long lastZxid, seal
+    (DataTree.serializeLastProcessedZxid), each seal Adler32 of all before it."""
+    src = _source()
+    old, new = io.BytesIO(), io.BytesIO()
+    serialize_snapshot(old, src.tree, src.sessions)
+    serialize_snapshot(new, src.tree, src.sessions, last_zxid=0x1234)
+    a, b = old.getvalue(), new.getvalue()
+    assert b[: len(a)] == a and len(b) == len(a) + 8 + 13
+    assert b[len(a) : len(a) + 8] == struct.pack(">q", 0x1234)
+    assert b[-13:] == struct.pack(">q", zlib.adler32(b[:-13])) + struct.pack(">i", 1) + b"/"
+    # read as 3.9 does (the key on) and as 3.8 does (trailing bytes ignored)
+    s39 = parse_snapshot(b, src.zxid, extended_types=True, last_zxid_enabled=True)
+    assert s39.last_zxid == 0x1234 and s39.tree.last_processed_zxid == src.zxid
+    assert s39.digest == ZxidDigest(*src.tree.last_processed_digest)
+    s38 = parse_snapshot(b, src.zxid, extended_types=True)
+    assert s38.last_zxid is None and _internal(s38.tree) == _internal(s39.tree)
+    # a 3.8 snapshot read with the key on: EOF is "an older snapshot", as Apache
+    s = parse_snapshot(a, src.zxid, extended_types=True, last_zxid_enabled=True)
+    assert s.last_zxid is None
+    bad = bytearray(b)
+    bad[len(a)] ^= 1  # the last zxid changed, the third seal no longer matches
+    with pytest.raises(CorruptSnapshot, match="CRC"):
+        parse_snapshot(bytes(bad), src.zxid, extended_types=True, last_zxid_enabled=True)
+    with pytest.raises(JuteError):  # the third seal cut off
+        parse_snapshot(b[:-3], src.zxid, extended_types=True, last_zxid_enabled=True)
+
+
+def test_39_layout_without_digest() -> None:
+    """digest.enabled=false with 3.9's key on: the last zxid follows the first seal."""
+    src = _source()
+    buf = io.BytesIO()
+    serialize_snapshot(buf, src.tree, {}, digest=False, last_zxid=77)
+    b = buf.getvalue()
+    assert b[-21:-13] == struct.pack(">q", 77) and b[-26:-21] == struct.pack(">i", 1) + b"/"
+    s = parse_snapshot(b, 9, digest_enabled=False, extended_types=True, last_zxid_enabled=True)
+    assert s.last_zxid == 77 and s.digest is None
+
+
+@pytest.mark.parametrize("method", ["", "gz", "snappy"])
+def test_39_snapshot_files_start_recovery(tmp_path: Path, method: str) -> None:
+    """A 3.9 data directory (lastZxid written, the default there) recovers with
+    the key on or off, and pyzk writes the same layout when configured."""
+    from pyzk.shell.recovery import recover
+
+    src = _source()
+    path = version_dir(tmp_path) / snapshot_name(src.zxid, method)
+    write_snapshot(path, src.tree, src.sessions, src.zxid, last_zxid=src.zxid)
+    assert is_valid_snapshot(path)
+    for enabled in (True, False):
+        r = recover(tmp_path, extended_types=True, last_zxid_enabled=enabled)
+        assert r.last_zxid == src.zxid and _internal(r.tree) == _internal(src.tree)
+    assert load_snapshot(path, extended_types=True, last_zxid_enabled=True).last_zxid == src.zxid
 
 
 def test_orphan_node_is_corrupt() -> None:
