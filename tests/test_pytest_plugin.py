@@ -4,6 +4,7 @@ found through its ``pytest11`` entry point."""
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 
 import pytest
@@ -141,6 +142,7 @@ def test_java_command_lines_become_pyzk_ones() -> None:
     argv, env = got
     assert argv[1:] == ["-m", "pyzk", "start-foreground", "/w/zoo.cfg"]
     assert env["SERVER_JVMFLAGS"] == "-Dfile.encoding=UTF-8 -Da.b=c"
+    assert env["PYZK_DIE_WITH_PARENT"] == str(os.getpid())
     assert java_to_pyzk(["java", "-jar", "other.jar"]) is None
     assert java_to_pyzk(["ls"]) is None
 

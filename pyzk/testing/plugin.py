@@ -374,6 +374,7 @@ def java_to_pyzk(args: list[str]) -> tuple[list[str], dict[str, str]] | None:
     flags = [a for a in args[1:i] if a.startswith("-D")]
     env = dict(os.environ)
     env["SERVER_JVMFLAGS"] = " ".join(flags)
+    env["PYZK_DIE_WITH_PARENT"] = str(os.getpid())  # no orphan if the run is killed
     return [sys.executable, "-m", "pyzk", "start-foreground", args[i + 1]], env
 
 
