@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct(">i")
+#: Reply bytes queued while handling one read before they are flushed and the
+#: client's reading checked (back-pressure within a large read).
+FLUSH_BYTES = 1 << 20
 
 
 class ClientConnection(asyncio.Protocol):
@@ -42,6 +45,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.out: list[bytes] = []
+        self.out_bytes = 0
         self.flush_scheduled = False
         self.session_id = 0
         self.timeout = 0
@@ -126,6 +130,14 @@ class ClientConnection(asyncio.Protocol):
                     self.server.connect(self, frame)
                 else:
                     self.server.request(self, frame)
+                if self.out_bytes > FLUSH_BYTES:
+                    # one read can hold thousands of requests: hand their replies
+                    # to the transport as they pile up, and stop while the client
+                    # is not reading them (the rest waits in buf), so memory is
+                    # bounded by the transport's high-water mark, not the read
+                    self.flush()
+                    if self.write_paused:
+                        break
         except (JuteError, UnicodeDecodeError) as e:
             log.warning("Closing connection to %s: malformed packet: %s", self.remote, e)
             self.close()
@@ -152,6 +164,14 @@ class ClientConnection(asyncio.Protocol):
                 and self.transport is not None):
             self.read_paused = False
             self.transport.resume_reading()
+            if len(self.buf) >= 4:
+                # requests read before the pause: the client may send nothing
+                # more until they are answered
+                self.shell.loop.call_soon(self._process_buffered)
+
+    def _process_buffered(self) -> None:
+        if not self.closed and not self.read_paused:
+            self.data_received(b"")
 
     def _watch_inflight(self) -> None:
         """Resume reading once the in-flight requests have drained."""
@@ -183,6 +203,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.out.append(data)
+        self.out_bytes += len(data)
         self.packets_sent += 1
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -190,6 +211,7 @@ class ClientConnection(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
+        self.out_bytes = 0
         if self.out and self.transport is not None and not self.transport.is_closing():
             data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
             self.out.clear()
