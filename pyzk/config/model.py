@@ -71,6 +71,13 @@ class ServerConfig:
     admin_server_port: int = 8080
     admin_command_url: str = "/commands"
     admin_idle_timeout: int = 30000
+    #: 3.9's snapshot/restore commands; off unless asked (Apache 3.9 defaults them on)
+    admin_snapshot_enabled: bool = False
+    admin_restore_enabled: bool = False
+    admin_rate_limiter_interval_ms: int = 300000
+    #: HTTPS on the admin port with the ssl.quorum.* stores (3.8's JettyAdminServer)
+    admin_port_unification: bool = False
+    admin_force_https: bool = False
     #: metricsProvider.*: kept as written, checked when the provider starts
     #: (Apache's PrometheusMetricsProvider.configure), not when zoo.cfg is read.
     metrics_provider_class_name: str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"

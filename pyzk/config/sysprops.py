@@ -54,6 +54,9 @@ USED_SYSTEM_PROPERTIES = frozenset(
         "zookeeper.snapshot.compression.method", "zookeeper.admin.enableServer",
         "zookeeper.admin.serverAddress", "zookeeper.admin.serverPort",
         "zookeeper.admin.commandURL", "zookeeper.admin.idleTimeout",
+        "zookeeper.admin.snapshot.enabled", "zookeeper.admin.restore.enabled",
+        "zookeeper.admin.rateLimiterIntervalInMS", "zookeeper.admin.portUnification",
+        "zookeeper.admin.forceHttps",
         "znode.container.checkIntervalMs", "znode.container.maxPerMinute",
         "znode.container.maxNeverUsedIntervalMs", "zookeeper.flushDelay",
         "zookeeper.maxBatchSize", "zookeeper.multiAddress.enabled",
@@ -161,6 +164,13 @@ def apply_system_properties(cfg: ServerConfig, sp: SystemProperties) -> None:
     cfg.admin_server_port = sp.get_integer("zookeeper.admin.serverPort", 8080)
     cfg.admin_command_url = sp.get("zookeeper.admin.commandURL", "/commands") or "/commands"
     cfg.admin_idle_timeout = sp.get_integer("zookeeper.admin.idleTimeout", 30000)
+    # Boolean.parseBoolean, as Commands reads them (pyzk's default is off, see the model)
+    cfg.admin_snapshot_enabled = sp.parse_boolean("zookeeper.admin.snapshot.enabled", False)
+    cfg.admin_restore_enabled = sp.parse_boolean("zookeeper.admin.restore.enabled", False)
+    cfg.admin_port_unification = sp.get_boolean("zookeeper.admin.portUnification")
+    cfg.admin_force_https = sp.get_boolean("zookeeper.admin.forceHttps")
+    cfg.admin_rate_limiter_interval_ms = sp.get_integer("zookeeper.admin.rateLimiterIntervalInMS",
+                                                        300000)
     # These three are read without the "zookeeper." prefix, so (as in Apache)
     # only -D flags can set them, not zoo.cfg.
     cfg.container_check_interval_ms = sp.get_integer("znode.container.checkIntervalMs", 60000)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -529,6 +530,9 @@ class AdminServer:
     def __init__(self, shell: Any, cfg: ServerConfig) -> None:
         self.cfg = cfg
         self.commands = AdminCommands(shell)
+        from pyzk.shell.adminsnap import SnapshotRestore
+
+        self.snaprestore = SnapshotRestore(shell, cfg)
         self.url = cfg.admin_command_url.rstrip("/") or ""
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -543,12 +547,31 @@ class AdminServer:
 
         app = web.Application(handler_args={"max_field_size": 8190})
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(_strict_transport_security)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=_HTTP_LOG,
                                keepalive_timeout=max(cfg.admin_idle_timeout, 0) / 1000.0)
         await runner.setup()
-        site = web.TCPSite(runner, cfg.admin_server_address, cfg.admin_server_port,
-                           reuse_address=True)
         try:
+            ctx = admin_tls_context(cfg)
+            if ctx is not None and not cfg.admin_force_https:
+                # UnifiedConnectionFactory: TLS or plaintext, by the first bytes
+                from pyzk.shell.unified import UnifiedListener
+
+                loop = asyncio.get_running_loop()
+                handler = runner.server
+                assert handler is not None
+                self._unified = await UnifiedListener.open(
+                    loop, cfg.admin_server_address, cfg.admin_server_port,
+                    lambda secure: handler(), ctx, 10.0, name="admin port",
+                    plaintext_on_timeout=True)
+                self._runner = runner
+                self.port = self._unified.sockets[0].getsockname()[1]
+                log.info("Started AdminServer on address %s, port %d and command URL %s "
+                         "(port unification)", cfg.admin_server_address, self.port,
+                         cfg.admin_command_url)
+                return
+            site = web.TCPSite(runner, cfg.admin_server_address, cfg.admin_server_port,
+                               reuse_address=True, ssl_context=ctx)
             await site.start()
         except (OSError, ValueError) as e:
             log.error("Problem starting AdminServer on address %s, port %d and command URL %s: %s",
@@ -562,7 +585,12 @@ class AdminServer:
         log.info("Started AdminServer on address %s, port %d and command URL %s",
                  cfg.admin_server_address, self.port, cfg.admin_command_url)
 
+    _unified: Any = None
+
     async def stop(self) -> None:
+        unified, self._unified = self._unified, None
+        if unified is not None:
+            unified.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             try:
@@ -581,6 +609,13 @@ class AdminServer:
             return _jetty_error(404, "Not Found")
         if request.method == "TRACE":
             return web.Response(status=403)
+        name = path[len(base):]
+        from pyzk.shell.adminsnap import RESTORE_NAMES, SNAPSHOT_NAMES
+
+        if name[1:] in SNAPSHOT_NAMES and request.method == "GET":
+            return await self.snaprestore.snapshot(request)
+        if name[1:] in RESTORE_NAMES and request.method == "POST":
+            return await self.snaprestore.restore(request)
         if request.method not in ("GET", "HEAD"):
             return _jetty_error(405, f"HTTP method {request.method} is not supported by this URL")
         name = path[len(base):]
@@ -600,6 +635,33 @@ class AdminServer:
             log.warning("Exception writing command response to JSON", exc_info=True)
             body = JSON_ERROR_RESPONSE
         return web.Response(body=body.encode("utf-8"), content_type="application/json")
+
+
+def admin_tls_context(cfg: ServerConfig) -> ssl.SSLContext | None:
+    """JettyAdminServer's SslContextFactory: with admin.portUnification or
+    admin.forceHttps, the ssl.quorum.* key and trust stores (QuorumX509Util);
+    Jetty asks no client certificate. None for plain HTTP."""
+    if not (cfg.admin_port_unification or cfg.admin_force_https):
+        return None
+    import dataclasses
+
+    from pyzk.config.tls import QUORUM_PREFIX, tls_settings
+    from pyzk.shell.tlscontext import server_context
+
+    settings = tls_settings(cfg.system_properties, QUORUM_PREFIX)
+    ctx = server_context(dataclasses.replace(settings, client_auth="NONE"))
+    log.info("Successfully loaded private key from %s",
+             settings.keystore.location if settings.keystore else None)
+    return ctx
+
+
+#: SecureRequestCustomizer's Strict-Transport-Security on HTTPS answers (a day)
+_STS = "max-age=86400; includeSubDomains"
+
+
+async def _strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
+    if request.secure:
+        response.headers["Strict-Transport-Security"] = _STS
 
 
 def _jetty_error(status: int, message: str) -> web.Response:

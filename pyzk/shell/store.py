@@ -120,7 +120,8 @@ class Store:
             self.snapshot_pending = False
             self.take_snapshot_in_background()
 
-    def _snapshot_target(self) -> tuple[Path, int, Any]:
+    def snapshot_target(self) -> tuple[Path, int, Any]:
+        """Where a snapshot of the tree as it is now goes: its path, zxid and digest."""
         tree = self.server.tree
         zxid = tree.last_processed_zxid
         path = version_dir(self.data_dir) / snapshot_name(zxid, self.compression)
@@ -137,7 +138,7 @@ class Store:
 
     def take_snapshot(self) -> Path:
         """Write snapshot.<last applied zxid> of the tree as it is now (blocking)."""
-        path, zxid, digest = self._snapshot_target()
+        path, zxid, digest = self.snapshot_target()
         log.info("Snapshotting: 0x%x to %s", zxid, path)
         write_snapshot(path, self.server.tree, self.server.session_timeouts(), zxid,
                        digest=digest, last_zxid=self._last_zxid(zxid))
@@ -151,7 +152,7 @@ class Store:
         if not hasattr(os, "fork"):
             self.take_snapshot()
             return
-        path, zxid, digest = self._snapshot_target()
+        path, zxid, digest = self.snapshot_target()
         last_zxid = self._last_zxid(zxid)
         sessions = self.server.session_timeouts()
         log.info("Snapshotting: 0x%x to %s", zxid, path)
