@@ -27,7 +27,7 @@ from pyzk.shell.connection import ClientConnection
 from pyzk.shell.fourletter import FOUR_LETTER_WORD_BYTES
 from pyzk.shell.kerberos import GssapiAcceptor, GssapiServer
 from pyzk.shell.tlscontext import server_context, subject_id
-from pyzk.shell.unified import UnifiedListener, accept_tls
+from pyzk.shell.unified import UnifiedListener, accept_forever, accept_tls, listening_socket
 
 if TYPE_CHECKING:
     from pyzk.config import ServerConfig
@@ -63,18 +63,7 @@ class SecurePortListener:
                    make_protocol: Callable[[], asyncio.Protocol], ctx: ssl.SSLContext,
                    timeout_s: float, on_refused: Callable[[], None],
                    backlog: int = 1024) -> SecurePortListener:
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        family, kind, proto, _name, addr = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(addr)
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = await listening_socket(loop, host, port, backlog)
         return cls(loop, sock, make_protocol, ctx, timeout_s, on_refused)
 
     def close(self) -> None:
@@ -88,21 +77,12 @@ class SecurePortListener:
             await self.task
 
     async def _accept_loop(self) -> None:
-        listener = self.sockets[0]
-        while True:
-            try:
-                conn, _addr = await self.loop.sock_accept(listener)
-            except asyncio.CancelledError:
-                raise
-            except OSError as e:  # EMFILE and friends: do not spin
-                log.warning("accept on secureClientPort failed: %s", e)
-                await asyncio.sleep(0.1)
-                continue
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = self.loop.create_task(self._handshake(conn))
-            self.handshakes.add(task)
-            task.add_done_callback(self.handshakes.discard)
+        await accept_forever(self.loop, self.sockets[0], "secureClientPort", self._accepted)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        task = self.loop.create_task(self._handshake(conn))
+        self.handshakes.add(task)
+        task.add_done_callback(self.handshakes.discard)
 
     async def _handshake(self, conn: socket.socket) -> None:
         peer = "?"

@@ -107,6 +107,44 @@ def looks_like_tls(head: bytes) -> bool | None:
     return 0 < length <= 18713  # a TLS record is at most 2^14 + 2325 bytes
 
 
+async def listening_socket(loop: asyncio.AbstractEventLoop, host: str | None, port: int,
+                           backlog: int = 1024) -> socket.socket:
+    """A non-blocking listening socket on ``host:port`` (all interfaces when
+    None), for the listeners that run their own accept loop."""
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    family, kind, proto, _name, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def accept_forever(loop: asyncio.AbstractEventLoop, listener: socket.socket, what: str,
+                         on_accept: Callable[[socket.socket], None]) -> None:
+    """Accept on ``listener`` until cancelled, handing each new non-blocking
+    TCP_NODELAY socket to ``on_accept``; a failed accept (EMFILE and friends)
+    is logged and retried after a pause instead of spinning."""
+    while True:
+        try:
+            conn, _addr = await loop.sock_accept(listener)
+        except asyncio.CancelledError:
+            raise
+        except OSError as e:
+            log.warning("accept on %s failed: %s", what, e)
+            await asyncio.sleep(0.1)
+            continue
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        on_accept(conn)
+
+
 class UnifiedListener:
     """A listening socket whose connections are told apart by their first bytes.
 
@@ -151,18 +189,7 @@ class UnifiedListener:
     async def open(cls, loop: asyncio.AbstractEventLoop, host: str | None, port: int,
                    make_protocol: Callable[[bool], asyncio.Protocol], ctx: ssl.SSLContext | None,
                    timeout_s: float, backlog: int = 1024, **options: Any) -> UnifiedListener:
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        family, kind, proto, _name, addr = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(addr)
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = await listening_socket(loop, host, port, backlog)
         return cls(loop, sock, make_protocol, ctx, timeout_s, **options)
 
     def close(self) -> None:
@@ -176,21 +203,12 @@ class UnifiedListener:
             await self.task
 
     async def _accept_loop(self) -> None:
-        listener = self.sockets[0]
-        while True:
-            try:
-                conn, _addr = await self.loop.sock_accept(listener)
-            except asyncio.CancelledError:
-                raise
-            except OSError as e:  # EMFILE and friends: do not spin
-                log.warning("accept on the %s failed: %s", self.name, e)
-                await asyncio.sleep(0.1)
-                continue
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.pending.add(conn)
-            timer = self.loop.call_later(self.timeout_s, self._too_slow, conn)
-            self.loop.add_reader(conn.fileno(), self._readable, conn, timer)
+        await accept_forever(self.loop, self.sockets[0], f"the {self.name}", self._accepted)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        self.pending.add(conn)
+        timer = self.loop.call_later(self.timeout_s, self._too_slow, conn)
+        self.loop.add_reader(conn.fileno(), self._readable, conn, timer)
 
     def _drop(self, conn: socket.socket) -> None:
         self.pending.discard(conn)
