@@ -151,3 +151,31 @@ def kazoo_view(zk: Any, root: str = "/") -> dict[str, tuple]:
 
 def file_names(d: Path) -> list[str]:
     return sorted(p.name for p in d.iterdir())
+
+
+def digest_client(address: str) -> Any:
+    """A started kazoo client authenticated as the digest user the txn
+    sources' ACLs name (bob:secret)."""
+    from kazoo import client as kazoo_client
+
+    zk = kazoo_client.KazooClient(hosts=address, auth_data=[("digest", "bob:secret")],
+                                  timeout=10)
+    zk.start(timeout=20)
+    return zk
+
+
+def apache_view(data_dir: Path, jvm_flags: list[str]) -> tuple[dict[str, tuple], str]:
+    """Start Apache on ``data_dir`` and return what it serves (kazoo_view)
+    and its mntr text."""
+    from pyzk.testing.servers import ApacheServer
+
+    srv = ApacheServer(data_dir, jvm_flags=jvm_flags)
+    srv.start()
+    try:
+        zk = digest_client(srv.address)
+        got = kazoo_view(zk)
+        mntr = srv.four_letter("mntr")
+        zk.stop()
+    finally:
+        srv.stop()
+    return got, mntr

@@ -22,7 +22,16 @@ from pyzk.testing.servers import ApacheServer, require_reference
 from pyzk.txnlog.names import snapshot_name
 from pyzk.txnlog.snapshot import serialize_snapshot
 from pyzk.txnlog.txn import encode_txn
-from tests.txnlog.helpers import OPEN, S2, TxnSource, apache_tool, kazoo_view, tree_view
+from tests.txnlog.helpers import (
+    OPEN,
+    S2,
+    TxnSource,
+    apache_tool,
+    apache_view,
+    digest_client,
+    kazoo_view,
+    tree_view,
+)
 
 pytestmark = pytest.mark.reference
 
@@ -30,14 +39,6 @@ kazoo_client = pytest.importorskip("kazoo.client")
 TXN_TOOL = "org.apache.zookeeper.server.persistence.TxnLogToolkit"
 SNAP_TOOL = "org.apache.zookeeper.server.SnapshotFormatter"
 EXT = ["-Dzookeeper.extendedTypesEnabled=true"]
-
-
-def _client(server: ApacheServer):
-    zk = kazoo_client.KazooClient(
-        hosts=server.address, auth_data=[("digest", "bob:secret")], timeout=10
-    )
-    zk.start(timeout=20)
-    return zk
 
 
 def _log_counts(d: Path) -> dict[Path, int]:
@@ -59,8 +60,8 @@ def apache_dir(tmp_path_factory: pytest.TempPathFactory):
     srv = ApacheServer(d, extra_cfg={"snapCount": "10"}, jvm_flags=EXT)
     srv.start()
     try:
-        zk = _client(srv)
-        zk2 = _client(srv)
+        zk = digest_client(srv.address)
+        zk2 = digest_client(srv.address)
         zk.create("/app", b"root")
         for i in range(25):
             zk.create(f"/app/n{i}", str(i).encode() * i)
@@ -294,15 +295,7 @@ def test_apache_starts_from_pyzk_data_dir(tmp_path: Path) -> None:
         assert f"ZNode Details (count={load_snapshot(snap).tree.node_count()})" in out
 
     expected = tree_view(src.tree)
-    srv = ApacheServer(tmp_path, jvm_flags=EXT)
-    srv.start()
-    try:
-        zk = _client(srv)
-        got = kazoo_view(zk)
-        mntr = srv.four_letter("mntr")
-        zk.stop()
-    finally:
-        srv.stop()
+    got, mntr = apache_view(tmp_path, EXT)
     assert got == expected
     m = re.search(r"zk_digest_mismatches_count\s+(\d+)", mntr)
     assert m is not None and m.group(1) == "0", mntr

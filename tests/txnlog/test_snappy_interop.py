@@ -17,7 +17,15 @@ from pyzk.testing.servers import ApacheServer, PyzkServer, require_reference
 from pyzk.txnlog import snappyjava
 from pyzk.txnlog.names import snapshot_name
 from pyzk.txnlog.txn import encode_txn
-from tests.txnlog.helpers import S2, TxnSource, apache_tool, kazoo_view, tree_view
+from tests.txnlog.helpers import (
+    S2,
+    TxnSource,
+    apache_tool,
+    apache_view,
+    digest_client,
+    kazoo_view,
+    tree_view,
+)
 
 pytestmark = pytest.mark.reference
 
@@ -25,13 +33,6 @@ kazoo_client = pytest.importorskip("kazoo.client")
 SNAPPY = ["-Dzookeeper.snapshot.compression.method=snappy"]
 EXT = ["-Dzookeeper.extendedTypesEnabled=true"]
 SNAP_TOOL = "org.apache.zookeeper.server.SnapshotFormatter"
-
-
-def _client(address: str):
-    zk = kazoo_client.KazooClient(hosts=address, auth_data=[("digest", "bob:secret")],
-                                  timeout=10)
-    zk.start(timeout=20)
-    return zk
 
 
 def _fill(zk, n: int) -> None:
@@ -51,7 +52,7 @@ def test_pyzk_starts_from_apache_snappy_data_dir(tmp_path: Path) -> None:
     srv = ApacheServer(tmp_path, extra_cfg={"snapCount": "10"}, jvm_flags=SNAPPY)
     srv.start()
     try:
-        zk = _client(srv.address)
+        zk = digest_client(srv.address)
         _fill(zk, 60)
         expected = kazoo_view(zk)
         zk.stop()
@@ -68,7 +69,7 @@ def test_pyzk_starts_from_apache_snappy_data_dir(tmp_path: Path) -> None:
     assert r.snapshot == find_snapshots(tmp_path)[0] and r.snapshot.suffix == ".snappy"
     # pyzk, configured as Apache was, serves the same tree from the directory
     with PyzkServer(tmp_path, extra_cfg={"snapshot.compression.method": "snappy"}) as ours:
-        zk = _client(ours.address)
+        zk = digest_client(ours.address)
         got = kazoo_view(zk)
         zk.stop()
     assert got == expected
@@ -96,15 +97,7 @@ def test_apache_starts_from_pyzk_snappy_snapshot(tmp_path: Path) -> None:
     assert f"ZNode Details (count={load_snapshot(snap).tree.node_count()})" in out, out[-300:]
     assert re.search(r"Last zxid: 0x[0-9a-f]+\s*$", out), out[-300:]
     expected = tree_view(src.tree)
-    srv = ApacheServer(tmp_path, jvm_flags=EXT + SNAPPY)
-    srv.start()
-    try:
-        zk = _client(srv.address)
-        got = kazoo_view(zk)
-        mntr = srv.four_letter("mntr")
-        zk.stop()
-    finally:
-        srv.stop()
+    got, mntr = apache_view(tmp_path, EXT + SNAPPY)
     assert got == expected
     m = re.search(r"zk_digest_mismatches_count\s+(\d+)", mntr)
     assert m is not None and m.group(1) == "0", mntr
@@ -116,7 +109,7 @@ def test_apache_starts_from_pyzk_server_snappy_data_dir(tmp_path: Path) -> None:
     require_reference()
     with PyzkServer(tmp_path, extra_cfg={"snapshot.compression.method": "snappy",
                                          "snapCount": "10"}) as ours:
-        zk = _client(ours.address)
+        zk = digest_client(ours.address)
         _fill(zk, 60)
         expected = kazoo_view(zk)
         zk.stop()
@@ -128,7 +121,7 @@ def test_apache_starts_from_pyzk_server_snappy_data_dir(tmp_path: Path) -> None:
     srv = ApacheServer(tmp_path, jvm_flags=SNAPPY)
     srv.start()
     try:
-        zk = _client(srv.address)
+        zk = digest_client(srv.address)
         got = kazoo_view(zk)
         zk.stop()
     finally:
