@@ -215,10 +215,14 @@ def test_a_member_without_tls_or_trust_is_kept_out_and_bad_input_is_refused(
         ens.stop()
 
 
-@pytest.mark.parametrize("kinds", [
+#: the same test on three pyzk, and on two Apache members around one pyzk
+PYZK_AND_MIXED = pytest.mark.parametrize("kinds", [
     {1: "pyzk", 2: "pyzk", 3: "pyzk"},
     pytest.param({1: "apache", 2: "pyzk", 3: "apache"}, marks=pytest.mark.reference),
 ], ids=["pyzk", "with-apache"])
+
+
+@PYZK_AND_MIXED
 def test_without_hostname_verification_certificates_of_other_hosts_do(
         tmp_path: Path, pki: tuple[TestPKI, TestPKI], kinds: dict[int, str]) -> None:
     """ssl.quorum.hostnameVerification=false: every certificate names another
@@ -234,10 +238,7 @@ def test_without_hostname_verification_certificates_of_other_hosts_do(
         ens.stop()
 
 
-@pytest.mark.parametrize("kinds", [
-    {1: "pyzk", 2: "pyzk", 3: "pyzk"},
-    pytest.param({1: "apache", 2: "pyzk", 3: "apache"}, marks=pytest.mark.reference),
-], ids=["pyzk", "with-apache"])
+@PYZK_AND_MIXED
 def test_port_unification_lets_plaintext_and_tls_members_interoperate(
         tmp_path: Path, pki: tuple[TestPKI, TestPKI], kinds: dict[int, str]) -> None:
     """Apache's rolling upgrade, middle step: every member takes both on its
