@@ -55,6 +55,14 @@ def default_realm(sysprops: dict[str, str]) -> str:
         return ""
 
 
+def _use_krb5_conf(cfg: ServerConfig) -> None:
+    """libkrb5 reads its configuration from KRB5_CONFIG when a context is
+    made; the JDK's ``java.security.krb5.conf`` names the same file."""
+    conf = cfg.system_properties.get("java.security.krb5.conf")
+    if conf:
+        os.environ["KRB5_CONFIG"] = conf
+
+
 class GssapiServer:
     """One client's GSSAPI negotiation (GssKrb5Server's three stages)."""
 
@@ -133,11 +141,7 @@ class GssapiAcceptor:
         except ImportError:
             raise ConfigError(why + "python-gssapi is not installed "
                               "(pip install 'pyzk[kerberos]')") from None
-        # libkrb5 reads its configuration from KRB5_CONFIG when a context is
-        # made; the JDK's java.security.krb5.conf names the same file.
-        conf = cfg.system_properties.get("java.security.krb5.conf")
-        if conf:
-            os.environ["KRB5_CONFIG"] = conf
+        _use_krb5_conf(cfg)
         store = {"keytab": login.keytab} if login.keytab else None
         name = None
         if login.principal and login.principal != "*":
@@ -221,9 +225,7 @@ class GssapiInitiator:
         except ImportError:
             raise ConfigError("Kerberos quorum authentication needs python-gssapi "
                               "(pip install 'pyzk[kerberos]')") from None
-        conf = cfg.system_properties.get("java.security.krb5.conf")
-        if conf:
-            os.environ["KRB5_CONFIG"] = conf
+        _use_krb5_conf(cfg)
         store = {"ccache": f"MEMORY:pyzk-{os.getpid()}-{id(login)}"}
         if login.keytab:
             store["client_keytab"] = login.keytab
