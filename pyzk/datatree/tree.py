@@ -352,6 +352,13 @@ class DataTree:
         self.data_watches.add_watch(path, watcher, wm)
         self.child_watches.add_watch(path, watcher, wm)
 
+    def clear_watches(self) -> None:
+        """Drop every watch: a role ended and every connection that set one is
+        closed, and the tree goes on to the next role (as a reloaded tree
+        would, it starts with none)."""
+        self.data_watches = WatchManager()
+        self.child_watches = WatchManager()
+
     def remove_cnxn(self, watcher: Watcher) -> None:
         self.data_watches.remove_watcher(watcher)
         self.child_watches.remove_watcher(watcher)

@@ -4,8 +4,10 @@ The client port opens at start, as Apache's connection factory does before
 the first election; while no role is established a client is disconnected
 right after its ConnectRequest and srvr/stat/mntr answer "not currently
 serving". The :class:`~pyzk.shell.quorumpeer.QuorumPeer` elects, this shell plays
-the role it is given (pyzk.shell.roles) and, when the role ends, reloads the
-database from disk for the next election. With ``readonlymode.enabled`` an
+the role it is given (pyzk.shell.roles) and, when the role ends, keeps its
+database in memory for the next election, brought up to the end of the log
+(or, when the role cannot hand it over, loads it from disk). With
+``readonlymode.enabled`` an
 election that outlasts max(2 s, tickTime) puts a read-only server
 (pyzk.core.readonly) in front of clients until a role starts.
 """
@@ -102,6 +104,8 @@ class EnsembleShell(ClientPortHost):
         self._fourlw: tuple[Any, QuorumFourLetterWords] | None = None
         self._peer_task: asyncio.Task[None] | None = None
         self._fresh = False  # the database was just loaded by start()
+        #: What the last role left in memory for the next election (Role.handoff).
+        self._handoff: tuple[Any, dict[int, int], int] | None = None
         self._ro_timer: asyncio.TimerHandle | None = None
         self._ro_timers = ServerTimers(loop, cfg)
         #: Autopurge runs for the member's lifetime, whatever its role.
@@ -150,7 +154,12 @@ class EnsembleShell(ClientPortHost):
         self._end_read_only()
         if self.idle is not None:
             self.idle.close_all()
-        tree, sessions, zxid = await self.loop.run_in_executor(None, self.store.recover)
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            tree, sessions, zxid = await self.loop.run_in_executor(
+                None, self.store.fast_forward, *handoff)
+        else:
+            tree, sessions, zxid = await self.loop.run_in_executor(None, self.store.recover)
         self.init_config_node(tree)
         self.db = (tree, sessions, zxid)
         self.idle = RoleServer(self.cfg, now_ms=self.now_ms, wall_ms=self.wall_ms,
@@ -208,6 +217,7 @@ class EnsembleShell(ClientPortHost):
         finally:
             role.server.close_all()
             self.role = None
+            self._handoff = role.handoff()
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_SNAPSHOTS_TRIED = 100
 
-__all__ = ["LoadResult", "RecoveryError", "load_database", "recover"]
+__all__ = ["LoadResult", "RecoveryError", "fast_forward", "load_database", "recover"]
 
 
 def load_database(
@@ -100,6 +100,27 @@ def recover(
         skipped_snapshots=skipped,
     )
     _replay(result, log_dir, snapshot_target(result, snap.digest), cut_torn_tail)
+    return result
+
+
+def fast_forward(
+    tree: DataTree,
+    sessions: dict[int, int],
+    last_zxid: int,
+    data_log_dir: str | os.PathLike[str],
+) -> LoadResult:
+    """ZKDatabase.fastForwardDataBase: bring a database already in memory up
+    to the end of the log, instead of loading it again.
+
+    ``tree`` holds every txn up to ``last_zxid`` (the last one really
+    applied); the txns logged after it (proposals of an ended role that were
+    never committed) are replayed, so the result is what :func:`recover`
+    would load from disk, without reading the snapshot and the whole log
+    again: a role change costs the log tail, not the size of the tree.
+    """
+    tree.last_processed_zxid = last_zxid
+    result = LoadResult(tree, sessions, last_zxid)
+    _replay(result, Path(data_log_dir), None, True)
     return result
 
 

@@ -4,11 +4,14 @@ A role lives from the end of one election to the core's Shutdown. It owns
 the quorum-port connections, a fresh transaction log writer (pyzk.shell.zablog),
 a tick timer, and the role's ZooKeeperServer (pyzk.core.roleservers), and
 carries out the core's actions in order (pyzk.zab.actions says what each
-means). The database it starts from is the one the election shell just
-loaded from disk, and a role never hands its in-memory tree to the next one:
-after a role ends the database is loaded again, exactly as a restart would.
-That is what Apache's ZKDatabase would hold after replaying the same log, so
-proposals logged but never committed count for the next election in both.
+means). The database it starts from is the one the election shell holds.
+When a role that reached broadcast ends, :meth:`_Role.handoff` gives its
+tree back and the shell replays only the log after the last applied txn
+(ZooKeeperServer.shutdown's fastForwardDataBase in Apache), so proposals
+logged but never committed count for the next election, and a failover
+costs the log tail, not a reload of the whole tree. A role that never got
+in sync (a SNAP or TRUNC may be half done) or whose log failed hands back
+nothing and the database is loaded from disk again, as a restart would.
 """
 
 from __future__ import annotations
@@ -124,6 +127,25 @@ class _Role:
         self.timers = ServerTimers(self.loop, self.cfg)
         self._ticker: asyncio.TimerHandle | None = None
         self.tick_interval = max(0.01, self.cfg.tick_time / 4000.0)
+        #: The zxid of the database the role started from (its last txn).
+        self.start_zxid: int = host.db[2]
+        #: The role reached broadcast: its tree is in step with its log.
+        self.serving = False
+        self.log_failed = False
+
+    def handoff(self) -> tuple[Any, dict[int, int], int] | None:
+        """(tree, sessions, last applied zxid) this ended role leaves for the
+        next election, or None when the database must be loaded from disk:
+        the role never reached broadcast (a SNAP or TRUNC may be half done,
+        the tree may not match the log) or its log failed (the tree may hold
+        txns that are not on disk)."""
+        if not self.serving or self.log_failed or self.log is not None:
+            return None
+        tree = self.server.tree
+        return tree, self.server.session_timeouts(), self._last_applied(tree.last_processed_zxid)
+
+    def _last_applied(self, processed: int) -> int:
+        return processed
 
     def now(self) -> float:
         return self.host.now_ms()
@@ -165,6 +187,7 @@ class _Role:
         self.server.close_all()
         if self.log is not None:
             await self.log.close()
+            self.log_failed = self.log.failed is not None
             self.log = None
         self.host.store.log_closed()
 
@@ -203,6 +226,13 @@ class LeaderRole(_Role):
         self._listener: Any = None  # an asyncio Server or a quorumtls UnifiedListener
         self.started_ms = 0.0
         self.proposal_sizes: list[int] = []  # last, min, max (BufferStats)
+
+    _epoch_start = -1
+
+    def _last_applied(self, processed: int) -> int:
+        """Serving starts the tree's zxid at (epoch, 0), which is no txn: if
+        nothing was committed since, the last txn is the one it started from."""
+        return self.start_zxid if processed == self._epoch_start else processed
 
     def _newleader_config(self, zxid: int) -> bytes:
         """What NEWLEADER carries: the last seen configuration as it is when the
@@ -286,10 +316,13 @@ class LeaderRole(_Role):
 
     async def run(self) -> str:
         me = self.cfg.servers[self.my_id]
-        # Leader.lead: zk.loadData() ends with a clean snapshot
-        self.host.store.attach(self.server)
-        await self.loop.run_in_executor(None, self.host.store.take_snapshot)
         self._open_log()
+        # Leader.lead: zk.loadData() ends with a clean snapshot. Apache writes it
+        # before it accepts learners; here a forked child writes the tree as it
+        # is now while the quorum port opens (the log holds every txn it covers
+        # until it is on disk), so the election's critical path does not grow
+        # with the size of the tree.
+        self.host.store.take_snapshot_in_background()
         try:
             self._listener = await quorumtls.create_server(
                 # UnifiedServerSocket with quorum TLS (pyzk.shell.quorumtls), then
@@ -404,7 +437,9 @@ class LeaderRole(_Role):
         server = self.server
         server.zxid = make_zxid(epoch, 0)
         server.tree.last_processed_zxid = server.zxid
+        self._epoch_start = server.zxid
         server.running = True
+        self.serving = True
         self.started_ms = self.now()
         self.peer.established(epoch)
         log.info("LEADING - LEADER ELECTION TOOK - %.0f ms; epoch %d",
@@ -543,6 +578,7 @@ class LearnerRole(_Role):
                 self._snapshot(a.sync)
             elif t is A.StartServing:
                 self.server.running = True
+                self.serving = True
                 self.peer.established(a.epoch)
                 log.info("%s - LEADER ELECTION TOOK - %.0f ms; leader %d, epoch %d",
                          "OBSERVING" if self.observer else "FOLLOWING",

@@ -24,7 +24,7 @@ from typing import Any
 from pyzk.config import ServerConfig
 from pyzk.shell.autopurge import purge
 from pyzk.shell.datadir import version_dir
-from pyzk.shell.recovery import recover
+from pyzk.shell.recovery import fast_forward, recover
 from pyzk.shell.snapfiles import write_snapshot
 from pyzk.shell.txnlogfiles import TxnLogWriter
 from pyzk.txnlog.names import snapshot_name
@@ -72,6 +72,19 @@ class Store:
         # The loaded tree lives as long as the server: keep the cyclic GC from
         # rescanning millions of its objects on every full collection.
         gc.freeze()
+        return r.tree, r.sessions, r.last_zxid
+
+    def fast_forward(self, tree: Any, sessions: dict[int, int],
+                     last_zxid: int) -> tuple[Any, dict[int, int], int]:
+        """The database an ended role leaves in memory, brought up to the end of
+        the log (pyzk.shell.recovery.fast_forward): what :meth:`recover`
+        would load, in the time the log tail takes."""
+        tree.clear_watches()
+        r = fast_forward(tree, sessions, last_zxid, self.log_dir)
+        log.info("Kept the database in memory: %d logged txns replayed, last zxid 0x%x, "
+                 "%d sessions", r.txns_loaded, r.last_zxid, len(r.sessions))
+        if r.cut is not None:
+            log.warning("Transaction log tail was damaged and cut back: %s", r.cut)
         return r.tree, r.sessions, r.last_zxid
 
     def attach(self, server: Any) -> None:

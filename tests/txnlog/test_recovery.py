@@ -8,7 +8,7 @@ import pytest
 
 from pyzk.datatree import DataTree
 from pyzk.jute.constants import OpCode
-from pyzk.jute.records import CreateSessionTxn, TxnDigest
+from pyzk.jute.records import CloseSessionTxn, CreateSessionTxn, TxnDigest
 from pyzk.shell.datadir import (
     read_epochs,
     read_long_file,
@@ -16,7 +16,7 @@ from pyzk.shell.datadir import (
     write_accepted_epoch,
     write_current_epoch,
 )
-from pyzk.shell.recovery import load_database, recover
+from pyzk.shell.recovery import fast_forward, load_database, recover
 from pyzk.shell.snapfiles import find_snapshots, write_snapshot
 from pyzk.shell.txnlogfiles import TxnLogWriter, iter_txns
 from pyzk.txnlog.log import END_CRC, END_PARTIAL
@@ -174,3 +174,27 @@ def test_epoch_files(tmp_path: Path) -> None:
     (version_dir(tmp_path) / "currentEpoch").write_text("0x12")
     with pytest.raises(RecoveryError):
         read_long_file(version_dir(tmp_path) / "currentEpoch")
+
+
+def test_fast_forward_of_a_tree_in_memory_equals_a_reload_from_disk(tmp_path: Path) -> None:
+    """An ended role's tree holds the txns it applied; the log also holds
+    proposals it logged but never applied. fast_forward replays exactly
+    those, so the next election sees what a reload (a restart) would."""
+    src = _dir_with_history(tmp_path)
+    held = recover(tmp_path)  # the database a role started from ...
+    src.apply(S2, OpCode.createSession, CreateSessionTxn(7000))
+    for i in range(5):
+        src.create(S2, f"/logged{i}", b"l", ephemeral=i == 0)
+    src.apply(S1, OpCode.closeSession, CloseSessionTxn([]))
+    start = len(src.log) - 7
+    _write_log(tmp_path, src.log[start:])  # ... and what it logged without applying
+    ff = fast_forward(held.tree, held.sessions, held.last_zxid, tmp_path)
+    disk = recover(tmp_path)
+    assert ff.txns_loaded == 7
+    assert ff.last_zxid == disk.last_zxid == src.zxid
+    assert tree_view(ff.tree) == tree_view(disk.tree) == tree_view(src.tree)
+    assert ff.tree.digest() == disk.tree.digest()
+    assert ff.sessions == disk.sessions == src.sessions
+    assert ff.tree.get_ephemerals(S2) == disk.tree.get_ephemerals(S2)
+    assert not ff.digest_mismatches
+    assert ff.tree.last_processed_zxid == disk.tree.last_processed_zxid
