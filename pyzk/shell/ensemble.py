@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import Any
 
 from pyzk.config import ServerConfig
@@ -29,9 +30,10 @@ from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.fourletter import FourLetterWords
 from pyzk.shell.prometheus import PrometheusEndpoint
 from pyzk.shell.quorumpeer import QuorumPeer
-from pyzk.shell.roles import LeaderRole, LearnerRole
+from pyzk.shell.roles import LeaderRole, LearnerRole, commit_log_count, read_recent_txns
 from pyzk.shell.store import Store
 from pyzk.shell.timers import ServerTimers, now_ms, wall_ms
+from pyzk.zab.actions import Entry
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,10 @@ class EnsembleShell(ClientPortHost):
         self._fresh = False  # the database was just loaded by start()
         #: What the last role left in memory for the next election (Role.handoff).
         self._handoff: tuple[Any, dict[int, int], int] | None = None
+        #: The last commitLogCount + 1 txns of the log (ZKDatabase.committedLog),
+        #: kept across roles; None when unknown (a new leader reads the log).
+        self._recent_window = commit_log_count(cfg) + 1
+        self.recent_txns: deque[Entry] | None = None
         self._ro_timer: asyncio.TimerHandle | None = None
         self._ro_timers = ServerTimers(loop, cfg)
         #: Autopurge runs for the member's lifetime, whatever its role.
@@ -140,6 +146,23 @@ class EnsembleShell(ClientPortHost):
         verifier = self.peer.verifier
         init_config_node(tree, verifier.to_string(), verifier.version, self.wall_ms())
 
+    def txn_logged(self, entry: Entry) -> None:
+        """RoleHost: a role appended ``entry`` to the log."""
+        if self.recent_txns is not None:
+            self.recent_txns.append(entry)
+
+    def forget_recent_txns(self, *, keep_window: bool) -> None:
+        """RoleHost: the log's history was replaced: after a SNAP the window
+        starts empty (``keep_window``); after a TRUNC it is read again."""
+        self.recent_txns = deque(maxlen=self._recent_window) if keep_window else None
+
+    def _reload(self) -> tuple[Any, dict[int, int], int]:
+        """The database from disk, and the log's last txns with it."""
+        db = self.store.recover()
+        self.recent_txns = read_recent_txns(self.cfg.data_log_dir or self.cfg.data_dir,
+                                            self._recent_window)
+        return db
+
     def config_changed(self) -> None:
         """RoleHost: a configuration was activated; /zookeeper/config follows it."""
         server = self.server
@@ -159,7 +182,7 @@ class EnsembleShell(ClientPortHost):
             tree, sessions, zxid = await self.loop.run_in_executor(
                 None, self.store.fast_forward, *handoff)
         else:
-            tree, sessions, zxid = await self.loop.run_in_executor(None, self.store.recover)
+            tree, sessions, zxid = await self.loop.run_in_executor(None, self._reload)
         self.init_config_node(tree)
         self.db = (tree, sessions, zxid)
         self.idle = RoleServer(self.cfg, now_ms=self.now_ms, wall_ms=self.wall_ms,

@@ -54,6 +54,31 @@ log = logging.getLogger(__name__)
 CONNECT_RETRY_S = 0.1
 
 
+def commit_log_count(cfg: ServerConfig) -> int:
+    """zookeeper.commitLogCount; Apache raises values below 500 to 500."""
+    try:
+        n = int(cfg.system_properties.get("zookeeper.commitLogCount",
+                                          str(DEFAULT_COMMIT_LOG_COUNT)))
+    except ValueError:
+        n = DEFAULT_COMMIT_LOG_COUNT
+    return max(n, DEFAULT_COMMIT_LOG_COUNT)
+
+
+def read_recent_txns(log_dir: str, want: int) -> deque[A.Entry]:
+    """The last ``want`` txns of the log, read from the newest files (newest
+    first until the window is full): never every log on disk."""
+    files = log_files(log_dir, 0)
+    recent: deque[A.Entry] = deque(maxlen=want)
+    for start in range(len(files) - 1, -1, -1):
+        recent.clear()
+        first = zxid_from_name(files[start].name, LOG_PREFIX)
+        for e in iter_txns(log_dir, max(first, 0)):
+            recent.append(A.Entry(e.hdr.zxid, e.entry))
+        if len(recent) >= want or start == 0:
+            break
+    return recent
+
+
 class _Link(asyncio.Protocol):
     """One quorum-port connection (either side); packets go to ``role.on_packet``."""
 
@@ -242,34 +267,24 @@ class LeaderRole(_Role):
         return newleader_config(verifier, zxid, reconfig_enabled=reconfig)
 
     def _recent_committed(self) -> CommittedLog:
-        """ZKDatabase's committedLog as loading leaves it: the last
-        commitLogCount txns of the log, so a new leader can DIFF or TRUNC a
-        learner instead of sending it a whole snapshot. Only the newest log
-        files are read (newest first until the window is full): a failover
-        must not wait on reading every log on disk."""
-        log_dir = self.cfg.data_log_dir or self.cfg.data_dir
-        want = self._commit_log_count() + 1
-        files = log_files(log_dir, 0)
-        recent: deque[A.Entry] = deque(maxlen=want)
-        for start in range(len(files) - 1, -1, -1):
-            recent.clear()
-            first = zxid_from_name(files[start].name, LOG_PREFIX)
-            for e in iter_txns(log_dir, max(first, 0)):
-                recent.append(A.Entry(e.hdr.zxid, e.entry))
-            if len(recent) >= want or start == 0:
-                break
-        return CommittedLog(self._commit_log_count(), entries=recent)
+        """ZKDatabase's committedLog: the last commitLogCount txns of the log,
+        so a new leader can DIFF or TRUNC a learner instead of sending it a
+        whole snapshot. The election shell keeps them in memory across roles
+        (as Apache's ZKDatabase does); only when it has none (a TRUNC just
+        reloaded the database) are they read from the newest log files."""
+        count = commit_log_count(self.cfg)
+        recent = self.host.recent_txns
+        where = "kept in memory"
+        if recent is None:
+            recent = read_recent_txns(self.cfg.data_log_dir or self.cfg.data_dir, count + 1)
+            where = "read from the log"
+        committed = CommittedLog(count, entries=recent)
+        log.info("Committed log 0x%x..0x%x (%d txns) %s", committed.min_zxid,
+                 committed.max_zxid, len(committed), where)
+        return committed
 
     def _sysprop(self, name: str, default: str) -> str:
         return self.cfg.system_properties.get(name, default)
-
-    def _commit_log_count(self) -> int:
-        """zookeeper.commitLogCount; Apache raises values below 500 to 500."""
-        try:
-            n = int(self._sysprop("zookeeper.commitLogCount", str(DEFAULT_COMMIT_LOG_COUNT)))
-        except ValueError:
-            n = DEFAULT_COMMIT_LOG_COUNT
-        return max(n, DEFAULT_COMMIT_LOG_COUNT)
 
     def _log_size_limit(self) -> int:
         """ZKDatabase.calculateTxnLogSizeLimit: newest snapshot size times
@@ -384,6 +399,7 @@ class LeaderRole(_Role):
             elif t is A.LogTxn:
                 assert self.log is not None
                 self.log.append_encoded(a.entry.zxid, a.entry.data)
+                self.host.txn_logged(a.entry)
             elif t is A.Commit:
                 self.server.committed(a.entry.zxid)
             elif t is A.SendSnapshot:
@@ -558,6 +574,7 @@ class LearnerRole(_Role):
             elif t is A.LogTxn:
                 assert self.log is not None
                 self.log.append_encoded(a.entry.zxid, a.entry.data)
+                self.host.txn_logged(a.entry)
             elif t is A.Commit:
                 self.server.commit(a.entry)
             elif t is A.SessionValidated:
@@ -572,6 +589,8 @@ class LearnerRole(_Role):
                     extended_types=bool(self.cfg.extended_types_enabled))
                 snap.tree.last_processed_zxid = snap.zxid
                 self._new_server(snap.tree, snap.sessions, snap.zxid)
+                # the log before the snapshot is another history (and is deleted)
+                self.host.forget_recent_txns(keep_window=True)
             elif t is A.Truncate:
                 self._truncate(a.zxid)
             elif t is A.TakeSnapshot:
@@ -613,6 +632,7 @@ class LearnerRole(_Role):
             self.finish("unable to truncate the log")
             return
         tree, sessions, last = self.host.store.recover()
+        self.host.forget_recent_txns(keep_window=False)
         tree.last_processed_zxid = zxid
         self._new_server(tree, sessions, zxid if last > zxid else last)
 

@@ -9,11 +9,13 @@ every member with a fresh recovery of its data directory once it stopped.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from pyzk.shell.recovery import recover
+from pyzk.shell.txnlogfiles import iter_txns
 from pyzk.testing.servers import Ensemble, wait_for
 from tests.ensemble.helpers import SESSION_CFG, client, rejoin
 from tests.txnlog.helpers import kazoo_view, tree_view
@@ -21,6 +23,8 @@ from tests.txnlog.helpers import kazoo_view, tree_view
 pytestmark = pytest.mark.ensemble
 
 KEPT = "Kept the database in memory"
+WINDOW = re.compile(r"Committed log 0x(?P<lo>[0-9a-f]+)\.\.0x(?P<hi>[0-9a-f]+) \((?P<n>\d+) txns\) "
+                    r"(?P<where>kept in memory|read from the log)")
 
 
 def _comparable(view: dict[str, tuple]) -> dict[str, tuple]:
@@ -49,6 +53,8 @@ def test_survivors_serve_what_a_reload_would(tmp_path: Path) -> None:
             for s in survivors:
                 got = ens[s].log_path.read_text()[before[s]:]
                 assert KEPT in got, f"member {s} reloaded its data directory"
+            window = WINDOW.search(ens[new].log_path.read_text()[before[new]:])
+            assert window is not None and window["where"] == "kept in memory"
             # the session lived through the failover, and so did its ephemeral
             wait_for(lambda: zk.connected, 20, "the client to reconnect")
             assert zk.get("/app/eph")[1].ephemeralOwner == owner
@@ -67,3 +73,7 @@ def test_survivors_serve_what_a_reload_would(tmp_path: Path) -> None:
     for s in ens.servers:
         disk = recover(ens[s].data_dir)
         assert _comparable(tree_view(disk.tree)) == live[s], f"member {s}"
+    # the new leader's committed log is the one a read of its log would give
+    lo, hi, n = int(window["lo"], 16), int(window["hi"], 16), int(window["n"])
+    logged = [e.hdr.zxid for e in iter_txns(ens[new].data_dir) if e.hdr.zxid <= hi]
+    assert n == min(len(logged), 501) and logged[-n:][0] == lo and logged[-1] == hi
