@@ -6,6 +6,11 @@ of three servers on loopback and measures:
 * write throughput: the ``set`` workload (100% setData, fsync on) driven
   through the leader, and through a follower (every write is then forwarded
   to the leader, proposed, acked and committed);
+* reads through the followers (``get`` on both followers at once, the
+  client count split between them), the 90/10 ``mix`` through a follower,
+  and ``idle``: getData through a follower beside 1,000 idle sessions
+  (every one of them is a global session the leader tracks and the
+  follower pings for);
 * election time after leader loss: the leader is killed with SIGKILL and the
   clock runs until a surviving member serves a new session again (the time a
   client waits), and until both survivors report a mode (the ensemble is whole).
@@ -22,9 +27,11 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.loadgen import run_workload
+from benchmarks.run import SERVER_CFG
 from pyzk.testing.servers import Ensemble, apache_available, probe_handshake
 
 
@@ -36,19 +43,36 @@ def _serves(ens: Ensemble, sid: int) -> bool:
         return False
 
 
+def _reads_via_followers(ens: Ensemble, followers: list[int], duration: float,
+                         warmup: float) -> dict[str, float]:
+    """``get`` on every follower at once (4 connections each, one process each)."""
+    with ThreadPoolExecutor(len(followers)) as pool:
+        futs = [pool.submit(run_workload, "127.0.0.1", ens[sid].port, "get", connections=4,
+                            window=16, processes=1, duration=duration, warmup=warmup)
+                for sid in followers]
+        results = [f.result() for f in futs]
+    return {"reads/s via followers": sum(r.rate for r in results),
+            "reads p99 ms via followers": max(r.p(99) for r in results) * 1000.0}
+
+
 def measure(kind: str, base: Path, duration: float, warmup: float, tick: int) -> dict[str, float]:
     ens = Ensemble(base / kind, {1: kind, 2: kind, 3: kind}, tick_time=tick,
-                   extra_cfg={"maxSessionTimeout": "60000"})
+                   extra_cfg={"maxSessionTimeout": "60000", **SERVER_CFG})
     ens.start(90)
     out: dict[str, float] = {}
     try:
         leader = ens.wait_leader(60)
         follower = min(s for s in ens.servers if s != leader)
-        for name, sid in (("writes/s via leader", leader), ("writes/s via follower", follower)):
-            r = run_workload("127.0.0.1", ens[sid].port, "set", connections=8, window=16,
+        runs = (("writes", "set", "leader", leader), ("writes", "set", "follower", follower),
+                ("mix", "mix", "follower", follower),
+                ("idle-1k gets", "idle", "follower", follower))
+        for what, workload, via, sid in runs:
+            r = run_workload("127.0.0.1", ens[sid].port, workload, connections=8, window=16,
                              processes=2, duration=duration, warmup=warmup)
-            out[name] = r.rate
-            out[name.replace("writes/s", "p99 ms")] = r.p(99) * 1000.0
+            out[f"{what}/s via {via}"] = r.rate
+            out[f"{what} p99 ms via {via}"] = r.p(99) * 1000.0
+        out.update(_reads_via_followers(ens, [s for s in ens.servers if s != leader],
+                                        duration, warmup))
         survivors = [s for s in ens.servers if s != leader]
         t0 = time.monotonic()
         ens[leader].kill()
