@@ -67,11 +67,18 @@ def write_long_file(path: str | os.PathLike[str], value: int) -> None:
     """QuorumPeer.writeLongToFile: decimal text, no newline, atomically replaced."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(str(value))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(value))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # a failed write or fsync leaves the old file (AtomicFileOutputStream
+        # deletes its temp file the same way)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     fsync_dir(path.parent)
 
 

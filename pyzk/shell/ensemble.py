@@ -237,6 +237,13 @@ class EnsembleShell(ClientPortHost):
         try:
             reason = await role.run()
             log.info("Role %s ended: %s", role.server.state, reason)
+            if role.disk_error is not None and not self.fatal.done():
+                # Stop, as a standalone server does: a member that cannot log
+                # (or write its epoch) would only be elected and fail again.
+                log.critical("The disk under %s failed (%s): stopping this member; restart "
+                             "it once the disk is writable again and it rejoins",
+                             self.store.log_dir, role.disk_error)
+                self.fatal.set_exception(role.disk_error)
         finally:
             role.server.close_all()
             self.role = None

@@ -126,8 +126,15 @@ class LogStage:
             await asyncio.sleep(0.002)
 
     async def close(self) -> None:
-        """Sync what was appended, then stop: no more ``on_durable`` calls."""
+        """Sync what was appended, then stop: no more ``on_durable`` calls.
+
+        After a failure the writer is only let go of: what it still buffers
+        was never acknowledged, and writing it to the disk that just failed
+        would raise again in the middle of a shutdown."""
         await self.drain()
         self.closed = True
         self.executor.shutdown(wait=True)
-        self.writer.close()
+        if self.failed is not None:
+            self.writer.abandon()
+        else:
+            self.writer.close()

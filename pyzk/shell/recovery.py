@@ -16,7 +16,7 @@ from pyzk.datatree.tree import DataTree
 from pyzk.jute.codec import JuteError
 from pyzk.shell.datadir import version_dir
 from pyzk.shell.snapfiles import find_snapshots, load_snapshot, write_snapshot
-from pyzk.shell.txnlogfiles import TxnIterator, cut_file, last_logged_zxid
+from pyzk.shell.txnlogfiles import TxnIterator, cut_file, data_after_damage, last_logged_zxid
 from pyzk.txnlog.names import snapshot_name
 from pyzk.txnlog.replay import LoadResult, RecoveryError, replay, snapshot_target, torn_tail
 from pyzk.txnlog.snapshot import Snapshot, ZxidDigest
@@ -127,13 +127,34 @@ def fast_forward(
 def _replay(
     result: LoadResult, log_dir: Path, target: ZxidDigest | None, cut_torn_tail: bool
 ) -> None:
-    """Replay the logs after the tree's zxid, then cut a torn tail of the last file."""
+    """Replay the logs after the tree's zxid, then cut a torn tail of the last file.
+
+    Only a tail is cut: when records follow the damaged one (a bit flipped
+    in place, not a write cut short), cutting would throw away txns that
+    were durable and acknowledged. Such damage is left on disk as it is:
+    a checksum or decoding failure refuses the start, as in Apache ("CRC
+    check failed"); a record whose end marker is gone ends the log there,
+    as Apache's iterator ends it, without truncating the file.
+    """
     tree = result.tree
     it = TxnIterator(log_dir, tree.last_processed_zxid + 1, digest_enabled=tree.digest_enabled)
     replay(result, it, target)
     if not it.files:
         return
-    end = torn_tail(it.ends, it.files[-1], cut_torn_tail)
-    if end is not None:
-        cut_file(end.path, end.offset)
-        result.cut = end
+    last = it.files[-1]
+    damaged = [e for e in it.ends if e.path == last and not e.clean]
+    follows = data_after_damage(damaged[-1]) if damaged and cut_torn_tail else None
+    if follows is not None:
+        torn_tail([e for e in it.ends if e.path != last], last, cut_torn_tail)  # older files
+        end = damaged[-1]
+        what = (f"Transaction log {end.path} is damaged at offset {end.offset} ({end.reason} "
+                f"{end.detail}) and more data follows at offset {follows}: not a torn tail")
+        if end.fatal:
+            raise RecoveryError(what + "; refusing to start rather than drop the txns after it")
+        log.error("%s; the log ends there (as Apache reads it) and the file is left uncut",
+                  what)
+        return
+    cut = torn_tail(it.ends, last, cut_torn_tail)
+    if cut is not None:
+        cut_file(cut.path, cut.offset)
+        result.cut = cut

@@ -157,6 +157,8 @@ class _Role:
         #: The role reached broadcast: its tree is in step with its log.
         self.serving = False
         self.log_failed = False
+        #: The disk failure (log write or fsync, epoch file) that ended the role.
+        self.disk_error: BaseException | None = None
 
     def handoff(self) -> tuple[Any, dict[int, int], int] | None:
         """(tree, sessions, last applied zxid) this ended role leaves for the
@@ -180,7 +182,11 @@ class _Role:
         self.log = LogStage(
             self.loop, store.open_log(self.server, self.loop), self._logged,
             stats=self.server.stats, store=store,
-            on_failure=lambda exc: self.finish(f"transaction log failed: {exc!r}"))
+            on_failure=self._log_failed)
+
+    def _log_failed(self, exc: BaseException) -> None:
+        self.disk_error = exc
+        self.finish(f"transaction log failed: {exc!r}")
 
     def _logged(self, zxids: list[int]) -> None:
         self.execute(self.core.on_logged(zxids[-1]))  # type: ignore[attr-defined]
@@ -198,6 +204,21 @@ class _Role:
             log.info("Leaving the %s role: %s", self.server.state, reason)
             self.done.set_result(reason)
             self.server.close_all()
+
+    def _persist_epoch(self, a: A.PersistEpoch) -> bool:
+        """Write an epoch file. When the disk refuses (EIO, ENOSPC) the role
+        ends and nothing after it is carried out, as the IOException of
+        Apache's setAcceptedEpoch/setCurrentEpoch ends lead() and
+        followLeader(): no txn of an epoch is ever logged before its epoch
+        file, which the next start checks the log against."""
+        try:
+            self.peer.persist_epoch(a.name, a.epoch)
+        except OSError as e:
+            log.error("Cannot write %s %d: %s", a.name, a.epoch, e)
+            self.disk_error = e
+            self.finish(f"cannot write {a.name}: {e}")
+            return False
+        return True
 
     def stop(self) -> None:
         self.finish("server shutting down")
@@ -371,7 +392,8 @@ class LeaderRole(_Role):
         self.execute(self.core.on_connect(link))
 
     def on_packet(self, link: _Link, packet: Any) -> None:
-        self.execute(self.core.on_packet(link, packet))
+        if not self.done.done():  # an ended role logs and answers nothing more
+            self.execute(self.core.on_packet(link, packet))
 
     def on_disconnect(self, link: _Link) -> None:
         self.links.discard(link)
@@ -406,7 +428,8 @@ class LeaderRole(_Role):
                 a.peer.send(encode_wire_snapshot(self.server.tree,
                                                  self.server.session_timeouts()))
             elif t is A.PersistEpoch:
-                self.peer.persist_epoch(a.name, a.epoch)
+                if not self._persist_epoch(a):
+                    return
             elif t is A.StartServing:
                 self._start_serving(a.epoch)
             elif t is A.TouchSessions:
@@ -582,7 +605,8 @@ class LearnerRole(_Role):
             elif t is A.SyncDone:
                 self.server.sync_done()
             elif t is A.PersistEpoch:
-                self.peer.persist_epoch(a.name, a.epoch)
+                if not self._persist_epoch(a):
+                    return
             elif t is A.LoadSnapshot:
                 snap = a.snapshot.to_snapshot(
                     digest_enabled=bool(self.cfg.digest_enabled),
@@ -592,9 +616,11 @@ class LearnerRole(_Role):
                 # the log before the snapshot is another history (and is deleted)
                 self.host.forget_recent_txns(keep_window=True)
             elif t is A.Truncate:
-                self._truncate(a.zxid)
+                if not self._on_disk(self._truncate, a.zxid, what="truncate the log"):
+                    return
             elif t is A.TakeSnapshot:
-                self._snapshot(a.sync)
+                if not self._on_disk(self._snapshot, a.sync, what="write a snapshot"):
+                    return
             elif t is A.StartServing:
                 self.server.running = True
                 self.serving = True
@@ -621,6 +647,21 @@ class LearnerRole(_Role):
             self.peer.set_last_seen(qv)
         elif self.peer.process_reconfig(qv, a.designated_leader, None):
             self.finish("changes proposed in reconfig")
+
+    def _on_disk(self, step: Any, arg: Any, *, what: str) -> bool:
+        """Run a sync step that writes the data directory; when the disk
+        refuses, the role ends before anything after it (the ACK of
+        NEWLEADER above all: the leader would count this learner as holding
+        a history it could not write). Apache exits there (takeSnapshot:
+        "Severe unrecoverable error, exiting"); the member stops too."""
+        try:
+            step(arg)
+        except OSError as e:
+            log.error("Cannot %s: %s", what, e)
+            self.disk_error = e
+            self.finish(f"cannot {what}: {e}")
+            return False
+        return not self.done.done()
 
     def _truncate(self, zxid: int) -> None:
         """ZKDatabase.truncateLog: cut the log after ``zxid`` and reload from disk."""

@@ -7,6 +7,7 @@ whole, and FileSnap.findNValidSnapshots.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -52,12 +53,20 @@ def write_snapshot(
     method = write_method(path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw:
-        write_stream(raw, method, tree, sessions, digest=digest, last_zxid=last_zxid)
-        raw.flush()
-        if fsync:
-            os.fsync(raw.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as raw:
+            write_stream(raw, method, tree, sessions, digest=digest, last_zxid=last_zxid)
+            raw.flush()
+            if fsync:
+                os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk or a failed fsync: drop the partial file (as Apache's
+        # AtomicFileOutputStream.abort), so that it neither takes the space
+        # the log needs nor lingers; the older snapshots and the log are intact.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if fsync:
         fsync_dir(path.parent)
     return path

@@ -12,6 +12,7 @@ ack count and a commit packet per txn to what this stage already decides.)
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from pyzk.core.zkserver import ZooKeeperServer
@@ -27,6 +28,8 @@ from pyzk.shell.timers import ServerTimers, now_ms, wall_ms
 if TYPE_CHECKING:
     from pyzk.config import ServerConfig
 
+log = logging.getLogger(__name__)
+
 
 class StandaloneShell(ClientPortHost):
     def __init__(self, cfg: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
@@ -39,18 +42,31 @@ class StandaloneShell(ClientPortHost):
                                       tree=tree, sessions=sessions, zxid=zxid)
         self.log = LogStage(loop, self.store.open_log(self.server, loop), self._durable,
                             stats=self.server.stats, store=self.store,
-                            on_failure=self.server.on_log_failure)
+                            on_failure=self._log_failed)
         self.server.propose = self._propose
         self.fourlw = FourLetterWords(self)
         self.timers = ServerTimers(loop, cfg)
         self.admin = AdminServer(self, cfg)
         self.metrics = PrometheusEndpoint(self, cfg)
-        #: Completes if the server ends on its own (never, standalone: a failed
-        #: log only stops writes, as the log stage says).
+        #: Fails if the server must end on its own: its transaction log could
+        #: not be written or synced (see :meth:`_log_failed`).
         self.fatal: asyncio.Future[None] = loop.create_future()
 
     def _propose(self, hdr: TxnHeader, data: bytes) -> None:
         self.log.append(hdr, data, hdr.zxid)
+
+    def _log_failed(self, exc: BaseException) -> None:
+        """A write or fsync of the log failed (EIO, ENOSPC): nothing from then
+        on can be acknowledged, so the server stops, as Apache's standalone
+        server does when its SyncThread dies (it shuts down and the JVM
+        exits). Restarted once the disk is usable again, it recovers every
+        acknowledged write from the log; the txns of the failed batch were
+        never acknowledged and may or may not be there."""
+        self.server.on_log_failure(exc)
+        log.critical("Transaction log failed (%s): stopping the server; restart it once "
+                     "the disk under %s is writable again", exc, self.store.log_dir)
+        if not self.fatal.done():
+            self.fatal.set_exception(exc)
 
     def _durable(self, zxids: list[int]) -> None:
         committed = self.server.committed

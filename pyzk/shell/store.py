@@ -172,11 +172,16 @@ class Store:
         self.snapshot_in_progress = True
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
+            # The child does not log (a lock another thread held at the fork
+            # may never be released here): its exit code is the errno of the
+            # failure, which the parent logs.
             code = 1
             try:
                 write_snapshot(path, self.server.tree, sessions, zxid, digest=digest,
                                last_zxid=last_zxid)
                 code = 0
+            except OSError as e:
+                code = e.errno if e.errno and 0 < e.errno < 256 else 1
             finally:
                 os._exit(code)
         assert self.loop is not None
@@ -190,9 +195,15 @@ class Store:
         except OSError as e:
             log.error("Lost track of the snapshot writer for %s: %s", path, e)
             return
-        if os.waitstatus_to_exitcode(status) != 0:
-            log.error("Writing snapshot %s failed (status %d); the log still has every txn",
-                      path, status)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            # Apache 3.8 exits (code 10) when a snapshot cannot be written;
+            # pyzk keeps serving: the log still has every txn, the partial
+            # file is gone, and the next snapCount tries again.
+            why = (os.strerror(code) if code > 1 else
+                   f"killed by signal {-code}" if code < 0 else "an unexpected error")
+            log.error("Writing snapshot %s failed (exit code %d: %s); still serving: the log "
+                      "still has every txn since the last snapshot", path, code, why)
 
     def purge(self) -> list[Path]:
         """Delete snapshots and logs beyond autopurge.snapRetainCount."""

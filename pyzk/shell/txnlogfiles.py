@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,9 @@ from pyzk.txnlog.names import LOG_PREFIX, log_name, zxid_from_name
 from pyzk.txnlog.txn import LOG_MAX_BUFFER, encode_txn
 
 log = logging.getLogger(__name__)
+
+#: A record's checksum and entry length, before the entry (pyzk.txnlog.log).
+_RECORD_PREFIX = struct.Struct(">qi")
 
 
 class TxnLogWriter:
@@ -197,6 +201,20 @@ class TxnLogWriter:
         self._close_current()
         self._sync()
 
+    def abandon(self) -> None:
+        """Close every file without writing or syncing what is buffered (the
+        log failed: none of it was acknowledged). Errors closing are logged,
+        not raised: the descriptors are released either way."""
+        with self._lock:
+            self._pending = []
+        self._close_current()
+        for fd in self._old_files:
+            try:
+                os.close(fd)
+            except OSError as e:
+                log.warning("Closing a failed log file: %s", e)
+        self._old_files = []
+
     def __enter__(self) -> TxnLogWriter:
         return self
 
@@ -234,11 +252,29 @@ def scan_file(
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         check_header(f.read(HEADER_LEN), size, path)  # before mmap, which refuses 0 bytes
-        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        end = data_end(f.fileno(), size)
+        buf = mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ)
     try:
-        yield from scan_records(buf, size, path, digest_enabled, maxbuf)
+        yield from scan_records(buf, end, path, digest_enabled, maxbuf)
     finally:
         buf.close()
+
+
+def data_end(fd: int, size: int) -> int:
+    """Where the file's first hole starts (``size`` if none, or if the file
+    system cannot tell): the records are written from the start without a
+    gap, so they all lie before it, and only zeros after it.
+
+    Only this prefix is mapped. Past it lies the preallocated, never written
+    part of the file, and on tmpfs a page fault there allocates a page: with
+    the disk full that is a SIGBUS, so mapping the whole file crashed the
+    server's start on a full tmpfs (read() of a hole allocates nothing).
+    """
+    try:
+        hole = os.lseek(fd, HEADER_LEN, os.SEEK_HOLE)
+    except (OSError, AttributeError):  # no SEEK_HOLE here
+        return size
+    return max(HEADER_LEN, min(size, hole))
 
 
 class TxnIterator:
@@ -314,6 +350,39 @@ def last_logged_zxid(log_dir: str | os.PathLike[str]) -> int:
     except (OSError, JuteError) as e:
         log.warning("Unexpected exception reading %s: %s", log_dir, e)
     return zxid
+
+
+#: How much of a file is read at a time when looking past a damaged record.
+_SCAN_CHUNK = 1 << 20
+
+
+def data_after_damage(end: FileEnd, maxbuf: int = LOG_MAX_BUFFER) -> int | None:
+    """Where data follows the damaged record ``end`` stopped at, or None.
+
+    A torn write leaves the damaged record last: after it comes only the
+    zeros of the preallocated file, or the file's end. A record damaged in
+    place (a flipped bit, a bad sector) is followed by the records written
+    after it. So: the first non-zero byte after the record's end (as far as
+    its length field says, or just after that field when the length is
+    unreasonable), None when there is none.
+    """
+    with open(end.path, "rb") as f:
+        f.seek(end.offset)
+        prefix = f.read(_RECORD_PREFIX.size)
+        if len(prefix) < _RECORD_PREFIX.size:
+            return None
+        _, length = _RECORD_PREFIX.unpack(prefix)
+        after = end.offset + _RECORD_PREFIX.size
+        if 0 < length <= maxbuf:
+            after += length + 1
+        f.seek(after)
+        pos = after
+        while chunk := f.read(_SCAN_CHUNK):
+            stripped = chunk.lstrip(b"\0")
+            if stripped:
+                return pos + len(chunk) - len(stripped)
+            pos += len(chunk)
+    return None
 
 
 def cut_file(path: Path, offset: int) -> None:
