@@ -72,7 +72,7 @@ def read_recent_txns(log_dir: str, want: int) -> deque[A.Entry]:
     for start in range(len(files) - 1, -1, -1):
         recent.clear()
         first = zxid_from_name(files[start].name, LOG_PREFIX)
-        for e in iter_txns(log_dir, max(first, 0)):
+        for e in iter_txns(log_dir, max(first, 0), headers_only=True):
             recent.append(A.Entry(e.hdr.zxid, e.entry))
         if len(recent) >= want or start == 0:
             break
@@ -329,7 +329,7 @@ class LeaderRole(_Role):
         if limit < 0:
             return
         log_dir = self.cfg.data_log_dir or self.cfg.data_dir
-        it = iter(iter_txns(log_dir, peer_zxid))
+        it = iter(iter_txns(log_dir, peer_zxid, headers_only=True))
         first = None
         for e in it:
             if e.hdr.zxid >= peer_zxid:

@@ -244,10 +244,12 @@ def scan_file(
     *,
     digest_enabled: bool = True,
     maxbuf: int = LOG_MAX_BUFFER,
+    headers_only: bool = False,
 ) -> Iterator[LogEntry | FileEnd]:
     """Yield every whole record of one log file, then one FileEnd saying why it stopped.
 
-    BadLogFile if the header is short or carries the wrong magic.
+    BadLogFile if the header is short or carries the wrong magic. With
+    ``headers_only`` txn bodies are not decoded (see scan_records).
     """
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -255,7 +257,8 @@ def scan_file(
         end = data_end(f.fileno(), size)
         buf = mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ)
     try:
-        yield from scan_records(buf, end, path, digest_enabled, maxbuf)
+        yield from scan_records(buf, end, path, digest_enabled, maxbuf,
+                                headers_only=headers_only)
     finally:
         buf.close()
 
@@ -296,8 +299,10 @@ class TxnIterator:
         fast_forward: bool = True,
         digest_enabled: bool = True,
         maxbuf: int = LOG_MAX_BUFFER,
+        headers_only: bool = False,
     ) -> None:
         self.files = log_files(log_dir, from_zxid)
+        self.headers_only = headers_only
         self.from_zxid = from_zxid
         self.fast_forward = fast_forward
         self.digest_enabled = digest_enabled
@@ -309,7 +314,8 @@ class TxnIterator:
     def __iter__(self) -> Iterator[LogEntry]:
         skipping = self.fast_forward
         for path in self.files:
-            for item in scan_file(path, digest_enabled=self.digest_enabled, maxbuf=self.maxbuf):
+            for item in scan_file(path, digest_enabled=self.digest_enabled, maxbuf=self.maxbuf,
+                                  headers_only=self.headers_only):
                 if isinstance(item, FileEnd):
                     self.ends.append(item)
                     if not item.clean:
@@ -330,10 +336,13 @@ class TxnIterator:
 
 
 def iter_txns(
-    log_dir: str | os.PathLike[str], from_zxid: int = 0, *, digest_enabled: bool = True
+    log_dir: str | os.PathLike[str], from_zxid: int = 0, *, digest_enabled: bool = True,
+    headers_only: bool = False,
 ) -> TxnIterator:
-    """Every txn from ``from_zxid`` on, in log order; see TxnIterator for where it stops."""
-    return TxnIterator(log_dir, from_zxid, digest_enabled=digest_enabled)
+    """Every txn from ``from_zxid`` on, in log order; see TxnIterator for where it
+    stops. ``headers_only``: records checked, bodies left undecoded."""
+    return TxnIterator(log_dir, from_zxid, digest_enabled=digest_enabled,
+                       headers_only=headers_only)
 
 
 def last_logged_zxid(log_dir: str | os.PathLike[str]) -> int:

@@ -134,11 +134,17 @@ def scan_records(
     path: Path,
     digest_enabled: bool = True,
     maxbuf: int = LOG_MAX_BUFFER,
+    *,
+    headers_only: bool = False,
 ) -> Iterator[LogEntry | FileEnd]:
     """Every whole record of a log file's bytes (after the header), then one FileEnd.
 
     ``buf`` is any buffer (the shell passes an mmap); ``size`` its length;
-    ``path`` only names the file in what is yielded.
+    ``path`` only names the file in what is yielded. With ``headers_only``
+    each record's checksum and header are checked but its txn is not decoded
+    (``txn`` and ``digest`` are None): a leader sending a DIFF forwards the
+    record's bytes and needs only its zxid, and decoding every txn body was
+    most of the time a catch-up spent reading the log.
     """
     pos = HEADER_LEN
     n = 0
@@ -169,7 +175,12 @@ def scan_records(
             yield FileEnd(path, pos, END_CRC, "CRC check failed", n)
             return
         try:
-            hdr, txn, digest = decode_txn(entry, digest_enabled=digest_enabled, maxbuf=maxbuf)
+            if headers_only:
+                hdr, _ = TxnHeader.decode(entry, 0, length)
+                txn = digest = None
+            else:
+                hdr, txn, digest = decode_txn(entry, digest_enabled=digest_enabled,
+                                              maxbuf=maxbuf)
         except JuteError as e:
             yield FileEnd(path, pos, END_UNDECODABLE, str(e), n)
             return

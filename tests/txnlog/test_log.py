@@ -136,6 +136,26 @@ def test_entries_carry_header_record_and_digest(tmp_path: Path) -> None:
     assert e.offset == 16 and e.path.name == "log.5"
 
 
+def test_headers_only_reads_the_same_records_without_their_bodies(tmp_path: Path) -> None:
+    """What a leader's DIFF reads: every record's header and bytes, checked."""
+    _write(tmp_path, range(1, 8), roll_at=(4,)).close()
+    full = list(iter_txns(tmp_path, 3))
+    bare = list(iter_txns(tmp_path, 3, headers_only=True))
+    assert [(e.hdr, e.entry, e.offset) for e in bare] == [(e.hdr, e.entry, e.offset)
+                                                          for e in full]
+    assert [e.hdr.zxid for e in bare] == [3, 4, 5, 6, 7]
+    assert all(e.txn is None and e.digest is None for e in bare)
+    assert all(e.txn is not None for e in full)
+    # the checksum is still checked
+    second = version_dir(tmp_path) / "log.4"
+    bad = bytearray(second.read_bytes())
+    bad[40] ^= 1
+    second.write_bytes(bytes(bad))
+    it = TxnIterator(tmp_path, headers_only=True)
+    assert [e.hdr.zxid for e in it] == [1, 2, 3]
+    assert it.stopped is not None and it.stopped.reason == END_CRC
+
+
 def test_bad_magic(tmp_path: Path) -> None:
     d = version_dir(tmp_path)
     d.mkdir()
