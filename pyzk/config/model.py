@@ -137,6 +137,10 @@ class ServerConfig:
     enforce_auth_enabled: bool = False
     enforce_auth_schemes: tuple[str, ...] = ()
     allow_sasl_failed_clients: bool = False
+    #: pyzk.workers: worker processes that each serve a share of the client
+    #: port's connections from a replica of the tree (pyzk.shell.workers);
+    #: 0 (the default) is one process. Standalone servers only.
+    workers: int = 0
     raw: dict[str, str] = field(default_factory=dict)
     system_properties: dict[str, str] = field(default_factory=dict)
 

@@ -63,6 +63,8 @@ _STATIC_INT_KEYS = {
     "syncLimit": "sync_limit",
     "autopurge.snapRetainCount": "autopurge_snap_retain_count",
     "autopurge.purgeInterval": "autopurge_purge_interval",
+    # pyzk's own key (Apache makes it a system property nothing reads)
+    "pyzk.workers": "workers",
 }
 #: Quorum SASL's string settings (pyzk.quorum.auth has their defaults).
 _STATIC_STR_KEYS = {
@@ -106,6 +108,12 @@ _STRICT_UNUSED_BOOL_KEYS = frozenset(
      "multiAddress.reachabilityCheckEnabled"}
 )  # fmt: skip
 
+
+#: pyzk's zoo.cfg key for worker processes (ServerConfig.workers, pyzk.shell.workers).
+WORKERS_KEY = "pyzk.workers"
+#: Session ids carry the creating process's id in their top byte (1 is the
+#: server itself, workers take 2..): 254 workers at most, as a byte allows.
+MAX_WORKERS = 254
 
 X509_PROVIDER_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
 PORT_UNIFICATION_KEY = "zookeeper.client.portUnification"
@@ -223,6 +231,10 @@ def parse_static(props: dict[str, str], sysprops: dict[str, str], path: str) -> 
             "quorum.auth.learnerRequireSasl is disabled, so cannot enable "
             "quorum.auth.serverRequireSasl"
         )
+
+    workers = _int_value(values, "workers", 0)
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"{WORKERS_KEY} must be between 0 and {MAX_WORKERS}, not {workers}")
 
     retain = _int_value(values, "autopurge_snap_retain_count", 3)
     if retain < 3:

@@ -62,8 +62,8 @@ class SecurePortListener:
     async def open(cls, loop: asyncio.AbstractEventLoop, host: str | None, port: int,
                    make_protocol: Callable[[], asyncio.Protocol], ctx: ssl.SSLContext,
                    timeout_s: float, on_refused: Callable[[], None],
-                   backlog: int = 1024) -> SecurePortListener:
-        sock = await listening_socket(loop, host, port, backlog)
+                   backlog: int = 1024, *, reuse_port: bool = False) -> SecurePortListener:
+        sock = await listening_socket(loop, host, port, backlog, reuse_port=reuse_port)
         return cls(loop, sock, make_protocol, ctx, timeout_s, on_refused)
 
     def close(self) -> None:
@@ -103,6 +103,10 @@ class ClientPortHost:
     loop: asyncio.AbstractEventLoop
     server: Any
     fourlw: Any
+    #: SO_REUSEPORT on the client ports: with pyzk.workers the server and its
+    #: worker processes each listen on them (pyzk.shell.workers), and the
+    #: kernel spreads new connections over them.
+    reuse_port = False
 
     def __init__(self) -> None:
         #: asyncio Servers, and a UnifiedListener for client.portUnification
@@ -148,7 +152,8 @@ class ClientPortHost:
             secure_srv = await SecurePortListener.open(
                 self.loop, cfg.secure_client_port_address, cfg.secure_client_port,
                 lambda: self._connection("secure", True), ctx,
-                self.client_tls.handshake_timeout_ms / 1000, self.tls_refused)
+                self.client_tls.handshake_timeout_ms / 1000, self.tls_refused,
+                reuse_port=self.reuse_port)
         if cfg.client_port is not None:
             try:
                 if ctx is not None and cfg.client_port_unification:
@@ -156,13 +161,14 @@ class ClientPortHost:
                     srv: Any = await UnifiedListener.open(
                         self.loop, cfg.client_port_address, cfg.client_port,
                         lambda secure: self._connection("client", secure), ctx,
-                        self.client_tls.handshake_timeout_ms / 1000)
+                        self.client_tls.handshake_timeout_ms / 1000, reuse_port=self.reuse_port)
                     srv.on_refused = self.tls_refused
                 else:
                     srv = await self.loop.create_server(
                         lambda: self._connection("client", False),
                         host=cfg.client_port_address or None,
-                        port=cfg.client_port, reuse_address=True, backlog=1024)
+                        port=cfg.client_port, reuse_address=True,
+                        reuse_port=self.reuse_port or None, backlog=1024)
             except BaseException:
                 if secure_srv is not None:
                     secure_srv.close()

@@ -31,13 +31,20 @@ async def run(cfg: ServerConfig) -> int:
     """Start the shell ``cfg`` asks for and serve until signalled; the exit code
     (1 when the server failed on its own)."""
     loop = asyncio.get_running_loop()
-    if cfg.is_standalone():
+    if cfg.is_standalone() and cfg.workers > 0:
+        from pyzk.shell.workers import OrdererShell
+
+        shell: StandaloneShell | EnsembleShell = OrdererShell(cfg, loop)
+    elif cfg.is_standalone():
         from pyzk.shell.standalone import StandaloneShell
 
-        shell: StandaloneShell | EnsembleShell = StandaloneShell(cfg, loop)
+        shell = StandaloneShell(cfg, loop)
     else:
         from pyzk.shell.ensemble import EnsembleShell
 
+        if cfg.workers > 0:
+            log.warning("pyzk.workers=%d is ignored: only a standalone server runs worker "
+                        "processes (yet)", cfg.workers)
         shell = EnsembleShell(cfg, loop)
     await shell.start()
     stop = asyncio.Event()

@@ -32,14 +32,18 @@ log = logging.getLogger(__name__)
 
 
 class StandaloneShell(ClientPortHost):
+    #: The request core it runs (pyzk.shell.workers' orderer runs one that
+    #: also takes the writes its worker processes forward).
+    server_class: type[ZooKeeperServer] = ZooKeeperServer
+
     def __init__(self, cfg: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.cfg = cfg
         self.loop = loop
         self.store = Store(cfg)
         tree, sessions, zxid = self.store.recover()
-        self.server = ZooKeeperServer(cfg, now_ms=now_ms, wall_ms=wall_ms, server_id=1,
-                                      tree=tree, sessions=sessions, zxid=zxid)
+        self.server = self.server_class(cfg, now_ms=now_ms, wall_ms=wall_ms, server_id=1,
+                                        tree=tree, sessions=sessions, zxid=zxid)
         self.log = LogStage(loop, self.store.open_log(self.server, loop), self._durable,
                             stats=self.server.stats, store=self.store,
                             on_failure=self._log_failed)

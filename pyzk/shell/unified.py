@@ -108,15 +108,19 @@ def looks_like_tls(head: bytes) -> bool | None:
 
 
 async def listening_socket(loop: asyncio.AbstractEventLoop, host: str | None, port: int,
-                           backlog: int = 1024) -> socket.socket:
+                           backlog: int = 1024, *, reuse_port: bool = False) -> socket.socket:
     """A non-blocking listening socket on ``host:port`` (all interfaces when
-    None), for the listeners that run their own accept loop."""
+    None), for the listeners that run their own accept loop. ``reuse_port``
+    sets SO_REUSEPORT, so that a server's worker processes
+    (pyzk.shell.workers) each accept a share of the port's connections."""
     infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
     family, kind, proto, _name, addr = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(addr)
         sock.listen(backlog)
         sock.setblocking(False)
@@ -188,8 +192,9 @@ class UnifiedListener:
     @classmethod
     async def open(cls, loop: asyncio.AbstractEventLoop, host: str | None, port: int,
                    make_protocol: Callable[[bool], asyncio.Protocol], ctx: ssl.SSLContext | None,
-                   timeout_s: float, backlog: int = 1024, **options: Any) -> UnifiedListener:
-        sock = await listening_socket(loop, host, port, backlog)
+                   timeout_s: float, backlog: int = 1024, *, reuse_port: bool = False,
+                   **options: Any) -> UnifiedListener:
+        sock = await listening_socket(loop, host, port, backlog, reuse_port=reuse_port)
         return cls(loop, sock, make_protocol, ctx, timeout_s, **options)
 
     def close(self) -> None:

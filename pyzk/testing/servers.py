@@ -56,6 +56,10 @@ APACHE_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
 
+#: Run every standalone pyzk server the tests start with this many worker
+#: processes (pyzk.shell.workers): the suite's workers variant.
+TEST_WORKERS_ENV = "PYZK_TEST_WORKERS"
+
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 # A session id no server hands out (Apache's carry the start time in the
@@ -396,6 +400,16 @@ class PyzkServer(ServerProcess):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "pyzk", "start-foreground", str(self.cfg_path)]
+
+    def config(self) -> dict[str, str]:
+        """PYZK_TEST_WORKERS=N (the suite's workers variant) gives every
+        standalone server ``pyzk.workers=N`` unless the test set its own."""
+        cfg = super().config()
+        workers = os.environ.get(TEST_WORKERS_ENV, "")
+        standalone = not any(k.startswith("server.") for k in cfg)
+        if workers and standalone and "pyzk.workers" not in cfg:
+            cfg["pyzk.workers"] = workers
+        return cfg
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
