@@ -14,7 +14,7 @@ an empty data directory and then twice with the N znodes: the first restart
 loads the newest snapshot and replays the log after it (Apache then writes a
 clean snapshot), the second loads that clean snapshot. It is measured only
 for a server that leaves ``version-2/snapshot.*`` files in its data
-directory; pyzk is skipped with a note until it persists snapshots.
+directory (both do).
 """
 
 from __future__ import annotations
