@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from pyzk.config.jaas import KerberosLogin, LoginModule
 
 __all__ = ["QuorumAuth", "QuorumAuthError", "authenticate_learner", "authenticate_server",
-           "learner_gate", "learner_ready", "server_gate"]
+           "election_socket_timeout", "learner_gate", "learner_ready", "server_gate"]
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +122,11 @@ class QuorumAuth:
         creds = (None, None) if initiator is not None else digest_credentials(learner)
         if creds is None:
             raise ConfigError(_unsupported(cfg.quorum_learner_login_context, learner))
-        # QuorumPeer.createCnxnManager: the election sockets' timeout is
-        # Integer.getInteger("zookeeper.quorumCnxnTimeoutMs", -1) when positive
-        try:
-            cnxn_ms = int(cfg.system_properties.get("zookeeper.quorumCnxnTimeoutMs", "-1"))
-        except ValueError:
-            cnxn_ms = -1
-        election_ms = cnxn_ms if cnxn_ms > 0 else cfg.tick_time * cfg.sync_limit
         auth = cls(server_required=cfg.quorum_server_require_sasl,
                    learner_required=cfg.quorum_learner_require_sasl,
                    server_users=users, learner_user=creds[0], learner_password=creds[1],
                    authz_hosts=frozenset(s.host for s in cfg.servers.values()),
-                   election_timeout=election_ms / 1000.0,
+                   election_timeout=election_socket_timeout(cfg),
                    quorum_timeout=cfg.tick_time * cfg.init_limit / 1000.0,
                    service_principal=cfg.quorum_service_principal,
                    learner_context=cfg.quorum_learner_login_context)
@@ -167,6 +160,18 @@ class QuorumAuth:
         return DigestMD5Client(self._learner_user, self._learner_password, _nonce(),
                                protocol=PROTOCOL, server_name=SERVER_NAME,
                                authzid=self._learner_user)
+
+
+def election_socket_timeout(cfg: ServerConfig) -> float:
+    """Seconds an accepted election connection may take to say who it is (and,
+    with quorum SASL, to authenticate): QuorumPeer.createCnxnManager's socket
+    timeout, Integer.getInteger("zookeeper.quorumCnxnTimeoutMs", -1) when
+    positive, else tickTime * syncLimit."""
+    try:
+        cnxn_ms = int(cfg.system_properties.get("zookeeper.quorumCnxnTimeoutMs", "-1"))
+    except ValueError:
+        cnxn_ms = -1
+    return (cnxn_ms if cnxn_ms > 0 else cfg.tick_time * cfg.sync_limit) / 1000.0
 
 
 def service_principal(configured: str, hostname: str, realm: str | None) -> str:

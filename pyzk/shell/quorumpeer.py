@@ -49,7 +49,7 @@ from pyzk.shell.datadir import (
     write_accepted_epoch,
     write_current_epoch,
 )
-from pyzk.shell.quorumauth import QuorumAuth
+from pyzk.shell.quorumauth import QuorumAuth, election_socket_timeout
 from pyzk.shell.quorumtls import QuorumTls
 from pyzk.txnlog.replay import RecoveryError
 from pyzk.zab.zxid import epoch_of
@@ -131,7 +131,8 @@ class QuorumPeer:
         self.quorum_tls = QuorumTls.from_config(cfg)
         self.cnx = QuorumCnxManager(self.my_id, (me.host, me.election_port), peers,
                                     self._on_message, auth=self.quorum_auth,
-                                    tls=self.quorum_tls)
+                                    tls=self.quorum_tls,
+                                    handshake_timeout=election_socket_timeout(cfg))
         self.state = ServerState.LOOKING
         self.accepted_epoch = 0
         self.current_epoch = 0
@@ -231,8 +232,7 @@ class QuorumPeer:
     def _know_peers(self, qv: QuorumMaj) -> None:
         """connectNewPeers: the election port of every member we may talk to."""
         for sid, spec in qv.members.items():
-            if sid != self.my_id:
-                self.cnx.peers[sid] = (spec.host, spec.election_port)
+            self.cnx.know_peer(sid, (spec.host, spec.election_port))
 
     def process_reconfig(self, qv: QuorumMaj, suggested_leader: int | None, zxid: int | None,
                          ) -> bool:

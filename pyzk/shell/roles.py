@@ -103,6 +103,9 @@ class _Link(asyncio.Protocol):
         except (JuteError, PacketError) as e:
             log.warning("Bad data on the quorum connection with %s: %s", self.remote, e)
             self.close()
+            # close() marks the link closed, so connection_lost will not report
+            # it: the core drops the peer now, not at its read deadline
+            self.role.on_disconnect(self)
             return
         for item in items:
             if self.closed:

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError, Truncated
+from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError, NegativeLength, Oversized, Truncated
 from pyzk.jute.records import Id, LearnerInfo, QuorumPacket
 from pyzk.zab.snapstream import SnapshotScanner, WireSnapshot
 from pyzk.zab.zxid import hexz, make_zxid
@@ -57,9 +57,17 @@ PROTOCOL_VERSION = 0x10000
 SNAP_SIGNATURE = "BenWasHere"
 #: BinaryInputArchive's limit: jute.maxbuffer plus the default extra of the same size.
 QUORUM_MAX_BUFFER = 2 * DEFAULT_MAX_BUFFER
+#: The most bytes one QuorumPacket may take on the wire, as a multiple of the
+#: per-field limit: its data (at most one field's limit) and its authinfo ids
+#: together. Apache has no such total, but reads the ids as they come; pyzk
+#: holds a packet's bytes until it is whole, so an endless authinfo vector
+#: would otherwise be held in memory for as long as the peer keeps sending.
+PACKET_LIMIT_FACTOR = 2
 
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
+#: QuorumPacket's fixed head: int type, long zxid, then the data buffer's int length.
+_PACKET_HEAD = 16
 _LONG_INT = struct.Struct(">qi")
 _LONG_BOOL = struct.Struct(">q?")
 _REQ_HEAD = struct.Struct(">qii")
@@ -312,19 +320,106 @@ def packet_to_string(packet: QuorumPacket) -> str:
 # ---------------------------------------------------------------- streams
 
 
+class PacketScanner:
+    """Finds where the QuorumPacket at the head of a growing buffer ends.
+
+    A QuorumPacket has no length prefix, so the only way to know it is whole
+    is to walk its lengths. Decoding it again from its start each time a few
+    more bytes arrive costs time in proportion to what is buffered, which
+    makes a packet trickled in small pieces quadratic: one peer sending a
+    megabyte-sized authinfo vector slowly could hold the event loop (and
+    every other connection of the server) for tens of seconds. The scanner
+    remembers how far it got, so each byte is looked at once; the packet is
+    decoded once, when whole. Lengths are checked as they arrive, as
+    BinaryInputArchive checks them before reading the bytes: a negative or
+    oversized one fails at once instead of waiting for bytes that never come.
+
+    Offsets are relative to the packet's first byte, so the caller may drop
+    consumed bytes in front of it; :meth:`reset` starts on the next packet.
+    """
+
+    __slots__ = ("maxbuf", "limit", "_off", "_stage", "_strings")
+
+    def __init__(self, maxbuf: int = QUORUM_MAX_BUFFER) -> None:
+        self.maxbuf = maxbuf
+        self.limit = PACKET_LIMIT_FACTOR * maxbuf
+        self.reset()
+
+    def reset(self) -> None:
+        self._off = 0  # bytes of the packet accounted for so far
+        self._stage = 0  # 0: head, 1: authinfo count, 2: authinfo strings
+        self._strings = 0  # authinfo strings (two per Id) still to walk
+
+    def _length(self, n: int, what: str) -> int:
+        if n < -1:
+            raise NegativeLength(f"negative {what} length {n} in a quorum packet")
+        if n > self.maxbuf:
+            raise Oversized(f"{what} length {n} exceeds jute.maxbuffer {self.maxbuf}")
+        return max(n, 0)
+
+    def _grow(self, n: int) -> None:
+        self._off += n
+        if self._off > self.limit:
+            raise Oversized(f"quorum packet of more than {self.limit} bytes")
+
+    def end(self, buf: bytes | bytearray, start: int) -> int | None:
+        """The offset just past the packet that starts at ``start``, or None
+        while part of it is still to come. Raises JuteError on a length the
+        decoder would refuse."""
+        have = len(buf) - start
+        if self._stage == 0:
+            if have < _PACKET_HEAD:
+                return None
+            data = self._length(_INT.unpack_from(buf, start + 12)[0], "data")
+            self._grow(_PACKET_HEAD + data)
+            self._stage = 1
+        if self._stage == 1:
+            if have < self._off + 4:
+                return None
+            count = _INT.unpack_from(buf, start + self._off)[0]
+            if count < -1:
+                raise NegativeLength(f"negative authinfo count {count} in a quorum packet")
+            if count > self.maxbuf:
+                raise Oversized(f"authinfo count {count} exceeds jute.maxbuffer {self.maxbuf}")
+            self._grow(4)
+            self._strings = 2 * max(count, 0)
+            self._stage = 2
+        while self._strings:
+            if have < self._off + 4:
+                return None
+            n = self._length(_INT.unpack_from(buf, start + self._off)[0], "authinfo string")
+            self._grow(4 + n)
+            self._strings -= 1
+        if have < self._off:
+            return None
+        return start + self._off
+
+
+def _decode_whole(buf: bytearray, pos: int, end: int, maxbuf: int) -> QuorumPacket:
+    """Decode a packet the scanner found whole; it must end where the scanner said."""
+    try:
+        packet, pos2 = QuorumPacket.decode(buf, pos, maxbuf)
+    except Truncated as e:  # the scanner and the decoder disagree: refuse the stream
+        raise PacketError(f"malformed quorum packet: {e}") from e
+    if pos2 != end:
+        raise PacketError(f"quorum packet ends at {pos2 - pos} bytes, not {end - pos}")
+    return packet
+
+
 class PacketStream:
     """Splits the bytes a leader reads from a learner into QuorumPackets.
 
-    Packets have no length prefix, so a packet is complete when it decodes;
-    a Truncated error means "wait for more bytes". Anything else
-    (a negative or oversized length) is fatal for the connection.
+    Packets have no length prefix; :class:`PacketScanner` tells when the one
+    at the head is complete, so bytes are walked once however they are cut.
+    A negative or oversized length is fatal for the connection (JuteError).
     """
 
-    __slots__ = ("_buf", "maxbuf")
+    __slots__ = ("_buf", "maxbuf", "_scan")
 
     def __init__(self, maxbuf: int = QUORUM_MAX_BUFFER) -> None:
         self._buf = bytearray()
         self.maxbuf = maxbuf
+        self._scan = PacketScanner(maxbuf)
 
     def feed(self, data: bytes) -> list[QuorumPacket]:
         buf = self._buf
@@ -332,12 +427,12 @@ class PacketStream:
         out: list[QuorumPacket] = []
         pos = 0
         while pos < len(buf):
-            try:
-                packet, pos2 = QuorumPacket.decode(buf, pos, self.maxbuf)
-            except Truncated:
+            end = self._scan.end(buf, pos)
+            if end is None:
                 break
-            out.append(packet)
-            pos = pos2
+            out.append(_decode_whole(buf, pos, end, self.maxbuf))
+            self._scan.reset()
+            pos = end
         if pos:
             del buf[:pos]
         return out
@@ -390,11 +485,12 @@ class LearnerStream(PacketStream):
                 continue
             if pos >= len(buf):
                 break
-            try:
-                packet, pos2 = QuorumPacket.decode(buf, pos, self.maxbuf)
-            except Truncated:
+            end = self._scan.end(buf, pos)
+            if end is None:
                 break
-            pos = pos2
+            packet = _decode_whole(buf, pos, end, self.maxbuf)
+            self._scan.reset()
+            pos = end
             if packet.type == PacketType.SNAP:
                 self._snap = packet
                 self._scanner = SnapshotScanner(packet.zxid)
