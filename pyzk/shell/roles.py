@@ -138,6 +138,13 @@ class _Link(asyncio.Protocol):
         return f"<quorum link {self.remote}>"
 
 
+def _flush(out: dict[Any, list[bytes]]) -> None:
+    """Write the packets gathered per link, one write per link, and forget them."""
+    for link, chunks in out.items():
+        link.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+    out.clear()
+
+
 class _Role:
     """What leader and learner roles share: log, timers, lifecycle."""
 
@@ -417,11 +424,23 @@ class LeaderRole(_Role):
         self.execute(self.core.propose(entry))
 
     def execute(self, actions: list[A.Action]) -> None:
+        # Consecutive packets to one learner go out in one write (a DIFF is a
+        # PROPOSAL and a COMMIT per txn; one write each was a syscall each).
+        # They are flushed before any other action, which keeps every
+        # learner's packets in the order the core produced them.
+        out: dict[Any, list[bytes]] = {}
         for a in actions:
             t = type(a)
             if t is A.Send:
-                a.peer.send(a.packet.to_bytes())
-            elif t is A.LogTxn:
+                chunks = out.get(a.peer)
+                if chunks is None:
+                    out[a.peer] = [a.packet.to_bytes()]
+                else:
+                    chunks.append(a.packet.to_bytes())
+                continue
+            if out:
+                _flush(out)
+            if t is A.LogTxn:
                 assert self.log is not None
                 self.log.append_encoded(a.entry.zxid, a.entry.data)
                 self.host.txn_logged(a.entry)
@@ -460,6 +479,8 @@ class LeaderRole(_Role):
                 self.peer.process_reconfig(a.verifier, a.designated_leader, a.zxid)
             elif t is A.ConfigSeen:
                 pass
+        if out:
+            _flush(out)
 
     def _activate_initial_config(self, epoch: int) -> None:
         """Leader.lead and startZkServer with reconfigEnabled (ZOOKEEPER-1783): a

@@ -11,6 +11,7 @@ and the modes and follower counts srvr/mntr report.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,28 @@ def check_modes(ens: Ensemble, leader: int) -> None:
     assert m["zk_learners"] == str(len(ens.servers) - 1)
 
 
+@contextlib.contextmanager
+def led_by(ens: Ensemble, first: int, second: int) -> Iterator[None]:
+    """Start ``first`` and ``second`` alone, then the others: with empty logs
+    the larger sid of a pair must win. (Started all at once, two members can
+    settle on the larger of themselves within finalizeWait, 200 ms, before a
+    third one's vote reaches them.)"""
+    try:
+        ens[first].start(wait=False)
+        ens[second].start(wait=False)
+        assert ens.wait_leader(among=[first, second], timeout=60) == max(first, second)
+        for sid in ens.servers:
+            if sid not in (first, second):
+                rejoin(ens[sid])
+        yield
+    finally:
+        ens.stop()
+
+
 @pytest.mark.timeout(120)
 def test_pyzk_ensemble_survives_the_loss_of_its_leader(tmp_path: Path) -> None:
     ens = Ensemble(tmp_path, {1: "pyzk", 2: "pyzk", 3: "pyzk"}, extra_cfg=SESSION_CFG)
-    with ens:
+    with led_by(ens, 3, 2):
         leader = ens.wait_leader()
         assert leader == 3  # empty logs: the largest sid wins
         check_modes(ens, leader)
@@ -137,15 +156,9 @@ def test_restarted_follower_catches_up_by_diff(tmp_path: Path) -> None:
 def test_pyzk_leader_with_two_apache_followers(tmp_path: Path) -> None:
     require_reference()
     ens = Ensemble(tmp_path, {1: "apache", 2: "apache", 3: "pyzk"}, extra_cfg=SESSION_CFG)
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(ens.stop)
-        # Apache 1 and 2 started together can settle on 2 before pyzk's vote
-        # reaches them (finalizeWait is 200 ms); with 1 still down, 2 needs 3's
-        # vote, and 3 votes for itself: the pyzk server leads, every time.
-        ens[3].start(wait=False)
-        ens[2].start(wait=False)
-        assert ens.wait_leader(among=[2, 3], timeout=60) == 3
-        rejoin(ens[1])
+    # Apache 1 and 2 started together can settle on 2 before pyzk's vote
+    # reaches them; with 1 still down, 2 needs 3's vote: pyzk leads, every time.
+    with led_by(ens, 3, 2):
         assert ens.wait_leader() == 3
         check_modes(ens, 3)
         writes_everywhere(ens, "mixed")

@@ -13,6 +13,7 @@ nothing else went wrong. See docs/JEPSEN.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time", type=float, default=20.0, dest="duration",
                    help="seconds of client ops and faults per run (default 20)")
     p.add_argument("--runs", type=int, default=1,
-                   help="runs per kinds x workload, with seeds seed, seed+1, ...")
+                   help="runs per kinds x workload; every run of the command gets its "
+                        "own seed: seed, seed+1, ... (so its own fault schedule)")
     p.add_argument("--out", type=Path, default=Path("jepsen-out"),
                    help="directory for histories and logs (default ./jepsen-out)")
     p.add_argument("--tick-time", type=int, default=250, help="tickTime, ms (default 250)")
@@ -114,12 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN
     failed = []
     broken = unknown = False
+    seeds = itertools.count(args.seed)
     for kinds in args.kinds_list:
         for workload in args.workloads:
-            for i in range(args.runs):
+            for _ in range(args.runs):
                 config = RunConfig(
                     ensemble_kinds(kinds, args.members), workload, args.nemesis,
-                    seed=args.seed + i, duration=args.duration, tick_time=args.tick_time,
+                    seed=next(seeds), duration=args.duration, tick_time=args.tick_time,
                     session_timeout=args.session_timeout,
                     clients_per_node=args.clients_per_node)
                 try:
