@@ -34,6 +34,7 @@ from pyzk.quorum.verifier import QuorumMaj
 from pyzk.shell import quorumauth, quorumtls
 from pyzk.shell.datadir import sorted_files, version_dir
 from pyzk.shell.logstage import LogStage
+from pyzk.shell.packetlink import PacketLink
 from pyzk.shell.snapfiles import find_snapshots
 from pyzk.shell.timers import ServerTimers
 from pyzk.shell.txnlogfiles import iter_txns, log_files, truncate_log
@@ -79,7 +80,7 @@ def read_recent_txns(log_dir: str, want: int) -> deque[A.Entry]:
     return recent
 
 
-class _Link(asyncio.Protocol):
+class _Link(PacketLink):
     """One quorum-port connection (either side); packets go to ``role.on_packet``."""
 
     def __init__(self, role: Any, stream: PacketStream) -> None:
@@ -117,22 +118,6 @@ class _Link(asyncio.Protocol):
         self.closed = True
         if not was_closed:
             self.role.on_disconnect(self)
-
-    def send(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
 
     def __repr__(self) -> str:
         return f"<quorum link {self.remote}>"

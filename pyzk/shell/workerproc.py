@@ -32,6 +32,7 @@ from pyzk.jute.codec import JuteError
 from pyzk.jute.records import ConnectRequest
 from pyzk.shell.clientport import ClientPortHost
 from pyzk.shell.main import PARENT_CHECK_S
+from pyzk.shell.packetlink import PacketLink
 from pyzk.shell.timers import now_ms, wall_ms
 from pyzk.shell.workers import (
     WORKER_INIT_TICKS,
@@ -95,7 +96,7 @@ class WorkerServer(LearnerServer):
                 self.parked.append(item)
 
 
-class _OrdererLink(asyncio.Protocol):
+class _OrdererLink(PacketLink):
     """The worker's end of its connection to the orderer."""
 
     def __init__(self, shell: WorkerShell) -> None:
@@ -126,15 +127,6 @@ class _OrdererLink(asyncio.Protocol):
         self.closed = True
         self.shell.on_disconnect()
 
-    def send(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
 
 
 class WorkerShell(ClientPortHost):

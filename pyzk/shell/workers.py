@@ -74,6 +74,7 @@ from pyzk.jute.codec import JuteError
 from pyzk.jute.constants import OpCode
 from pyzk.jute.records import QuorumPacket, TxnHeader
 from pyzk.shell.fourletter import FourLetterWords
+from pyzk.shell.packetlink import PacketLink
 from pyzk.shell.standalone import StandaloneShell
 from pyzk.shell.timers import now_ms
 from pyzk.zab import packets as P
@@ -165,7 +166,7 @@ class OrdererServer(LeaderServer):
         self.running = True
 
 
-class _FeedLink(asyncio.Protocol):
+class _FeedLink(PacketLink):
     """The orderer's end of one worker's connection: the secret, then Zab
     packets as a leader reads them from a learner."""
 
@@ -219,22 +220,6 @@ class _FeedLink(asyncio.Protocol):
         if not was_closed and self.state != "token":
             log.log(logging.INFO if self.feed.closing else logging.WARNING,
                     "Worker %d disconnected", self.index)
-
-    def send(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
 
     def __repr__(self) -> str:
         return f"<worker {self.index} link {self.state}>"
