@@ -35,7 +35,8 @@ from benchmarks.run import SERVER_CFG
 from pyzk.testing.servers import Ensemble, apache_available, probe_handshake
 
 
-def _serves(ens: Ensemble, sid: int) -> bool:
+def serves(ens: Ensemble, sid: int) -> bool:
+    """Member ``sid`` answers a new session (a handshake within 0.5 s)."""
     try:
         probe_handshake(ens[sid].host, ens[sid].port, timeout=0.5)
         return True
@@ -76,11 +77,11 @@ def measure(kind: str, base: Path, duration: float, warmup: float, tick: int) ->
         survivors = [s for s in ens.servers if s != leader]
         t0 = time.monotonic()
         ens[leader].kill()
-        while not any(_serves(ens, s) for s in survivors):
+        while not any(serves(ens, s) for s in survivors):
             time.sleep(0.002)
         out["failover ms (first survivor serves)"] = (time.monotonic() - t0) * 1000.0
         ens.wait_leader(60, among=survivors)
-        while not all(_serves(ens, s) for s in survivors):
+        while not all(serves(ens, s) for s in survivors):
             time.sleep(0.002)
         out["failover ms (both survivors serve)"] = (time.monotonic() - t0) * 1000.0
     finally:

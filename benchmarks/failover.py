@@ -34,12 +34,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks.ensemble import serves
 from benchmarks.frames import Op, set_data
 from benchmarks.rawclient import RawClient
 from pyzk.datatree.tree import DataTree
 from pyzk.shell.datadir import version_dir
 from pyzk.shell.snapfiles import write_snapshot
-from pyzk.testing.servers import Ensemble, apache_available, probe_handshake
+from pyzk.testing.servers import Ensemble, apache_available
 from pyzk.txnlog.names import snapshot_name
 
 FANOUT = 1000
@@ -55,14 +56,6 @@ def seeded_snapshot(path: Path, n: int) -> None:
             tree.create_node(f"/seed/b{i // FANOUT:05d}", b"", None, 0, -1, 0, 0)
         tree.create_node(f"/seed/b{i // FANOUT:05d}/n{i % FANOUT:03d}", DATA, None, 0, -1, 0, 0)
     write_snapshot(path, tree, {}, 0, fsync=False)
-
-
-def serves(ens: Ensemble, sid: int) -> bool:
-    try:
-        probe_handshake(ens[sid].host, ens[sid].port, timeout=0.5)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def _sets(n: int) -> Iterator[Op]:
