@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -30,18 +31,53 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks.frames import (
+    FRAME_LEN,
+    close_session,
+    connect_frame,
+    decode_connect_response,
+    encode_request,
+)
 from benchmarks.loadgen import run_workload
 from benchmarks.run import SERVER_CFG
-from pyzk.testing.servers import Ensemble, apache_available, probe_handshake
+from pyzk.testing.servers import Ensemble, apache_available
 
 
 def serves(ens: Ensemble, sid: int) -> bool:
-    """Member ``sid`` answers a new session (a handshake within 0.5 s)."""
+    """Member ``sid`` gives a new session within 0.5 s (then closes it).
+
+    A real session, not a reconnect probe: creating one is a txn the leader
+    must commit, so only a member with a live quorum behind it passes. (A
+    probe that reconnects an unknown session was answered by an Apache
+    follower in the few ms before it noticed its leader was gone, which
+    made a failover look 10 ms long.)
+    """
     try:
-        probe_handshake(ens[sid].host, ens[sid].port, timeout=0.5)
-        return True
-    except (OSError, ValueError):
+        with socket.create_connection((ens[sid].host, ens[sid].port), timeout=0.5) as s:
+            s.settimeout(0.5)
+            s.sendall(connect_frame(10000))
+            resp = decode_connect_response(_frame(s))
+            if resp.timeOut <= 0:
+                return False
+            s.sendall(encode_request(1, close_session()))
+            _frame(s)
+            return True
+    except (OSError, ValueError, EOFError):
         return False
+
+
+def _frame(s: socket.socket) -> bytes:
+    """One length-prefixed frame's payload from a blocking socket."""
+    buf = b""
+    need = 4
+    while len(buf) < need:
+        chunk = s.recv(need - len(buf))
+        if not chunk:
+            raise EOFError("connection closed by server")
+        buf += chunk
+        if need == 4 and len(buf) == 4:
+            need = 4 + FRAME_LEN.unpack(buf)[0]
+    return buf[4:]
 
 
 def _reads_via_followers(ens: Ensemble, followers: list[int], duration: float,
