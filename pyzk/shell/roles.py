@@ -43,7 +43,7 @@ from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
 from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
 from pyzk.zab.leader import LeaderCore, newleader_config
-from pyzk.zab.packets import LearnerStream, PacketError, PacketStream
+from pyzk.zab.packets import LearnerStream, PacketError, PacketStream, encode_packet
 from pyzk.zab.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.zab.snapstream import encode_wire_snapshot
 from pyzk.zab.zxid import make_zxid
@@ -419,9 +419,9 @@ class LeaderRole(_Role):
             if t is A.Send:
                 chunks = out.get(a.peer)
                 if chunks is None:
-                    out[a.peer] = [a.packet.to_bytes()]
+                    out[a.peer] = [encode_packet(a.packet)]
                 else:
-                    chunks.append(a.packet.to_bytes())
+                    chunks.append(encode_packet(a.packet))
                 continue
             if out:
                 _flush(out)
@@ -598,12 +598,19 @@ class LearnerRole(_Role):
         self.execute(self.core.revalidate(session_id, timeout))
 
     def execute(self, actions: list[A.Action]) -> None:
+        # The packets to the leader (an ACK per txn after a sync or a batch)
+        # go out in one write, flushed before any action but a log append (a
+        # commit may forward a client's request from inside it), so their
+        # order is the core's and nothing that ends the role outruns them.
+        sends: list[bytes] = []
         for a in actions:
             t = type(a)
             if t is A.Send:
-                if self.link is not None:
-                    self.link.send(a.packet.to_bytes())
-            elif t is A.LogTxn:
+                sends.append(encode_packet(a.packet))
+                continue
+            if sends and t is not A.LogTxn:
+                self._send_all(sends)
+            if t is A.LogTxn:
                 assert self.log is not None
                 self.log.append_encoded(a.entry.zxid, a.entry.data)
                 self.host.txn_logged(a.entry)
@@ -641,6 +648,14 @@ class LearnerRole(_Role):
                 self.finish(a.reason)
             elif t is A.ConfigSeen:
                 self._config_seen(a)
+        if sends:
+            self._send_all(sends)
+
+    def _send_all(self, sends: list[bytes]) -> None:
+        """Write the gathered packets to the leader in one go, and forget them."""
+        if self.link is not None:
+            self.link.send(sends[0] if len(sends) == 1 else b"".join(sends))
+        sends.clear()
 
     def _config_seen(self, a: A.ConfigSeen) -> None:
         """Learner: NEWLEADER/PROPOSAL (last seen) or UPTODATE/COMMITANDACTIVATE/

@@ -42,7 +42,7 @@ from pyzk.shell.workers import (
 )
 from pyzk.zab import actions as A
 from pyzk.zab.follower import LearnerCore
-from pyzk.zab.packets import LearnerStream, PacketError, PacketType
+from pyzk.zab.packets import LearnerStream, PacketError, PacketType, encode_packet
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class WorkerShell(ClientPortHost):
             if t is A.Commit:
                 self._server.commit(a.entry)
             elif t is A.Send:
-                self._send(a.packet.to_bytes())
+                self._send(encode_packet(a.packet))
             elif t is A.SessionValidated:
                 self._server.session_validated(a.session_id, a.valid)
             elif t is A.SyncDone:

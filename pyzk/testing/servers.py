@@ -122,6 +122,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct TCP ports free right now on ``host``.
+
+    All ``n`` sockets are bound before any is closed, so the kernel cannot
+    hand the same port out twice (separate :func:`free_port` calls can, and
+    an ensemble then got a server line with equal quorum and election ports).
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                 for _ in range(n)]
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+
+
 def four_letter(host: str, port: int, cmd: str | bytes, timeout: float = 10.0) -> str:
     """Send a four-letter word and return everything the server writes back.
 
@@ -456,7 +471,10 @@ class Ensemble:
     ) -> None:
         self.base_dir = Path(base_dir)
         self.kinds = dict(kinds)
-        ports = {sid: (free_port(), free_port(), free_port()) for sid in kinds}
+        pool = free_ports(4 * len(kinds))
+        ports = {sid: (pool[4 * i], pool[4 * i + 1], pool[4 * i + 2])
+                 for i, sid in enumerate(kinds)}
+        admin_ports = {sid: pool[4 * i + 3] for i, sid in enumerate(kinds)}
         self.quorum_ports = {sid: p[1] for sid, p in ports.items()}
         self.election_ports = {sid: p[2] for sid, p in ports.items()}
         lines = {}
@@ -472,7 +490,7 @@ class Ensemble:
             cls = SERVER_CLASSES[kind]
             self.servers[sid] = cls(self.base_dir / f"{kind}{sid}", port=ports[sid][0],
                                     extra_cfg=cfg, myid=sid,
-                                    admin_port=free_port() if admin else None)
+                                    admin_port=admin_ports[sid] if admin else None)
 
     def __getitem__(self, sid: int) -> ServerProcess:
         return self.servers[sid]

@@ -68,6 +68,8 @@ _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 #: QuorumPacket's fixed head: int type, long zxid, then the data buffer's int length.
 _PACKET_HEAD = 16
+_QP_HEAD = struct.Struct(">iqi")  # QuorumPacket: int type, long zxid, data's length
+_NULL_LEN = _INT.pack(-1)
 _LONG_INT = struct.Struct(">qi")
 _LONG_BOOL = struct.Struct(">q?")
 _REQ_HEAD = struct.Struct(">qii")
@@ -406,6 +408,28 @@ def _decode_whole(buf: bytearray, pos: int, end: int, maxbuf: int) -> QuorumPack
     return packet
 
 
+def _plain_packet(buf: bytearray, pos: int, maxbuf: int) -> tuple[QuorumPacket, int] | None:
+    """The packet at ``pos`` when it is whole and has no authinfo, with where it ends.
+
+    Every packet of a sync and of broadcast (PROPOSAL, COMMIT, ACK, PING's
+    touches) has a null authinfo; reading those with two unpacks instead of
+    the scanner and the generated decoder halves the per-packet cost, which
+    a DIFF of 100k txns pays 200k times. Anything else (an authinfo vector,
+    a length to refuse, a packet still arriving) returns None and takes the
+    general path, which keeps its checks and errors.
+    """
+    if len(buf) - pos < _PACKET_HEAD + 4:
+        return None
+    ptype, zxid, n = _QP_HEAD.unpack_from(buf, pos)
+    if n < -1 or n > maxbuf:
+        return None
+    end = pos + _PACKET_HEAD + (n if n > 0 else 0)
+    if len(buf) < end + 4 or _INT.unpack_from(buf, end)[0] != -1:
+        return None
+    data = None if n < 0 else bytes(buf[pos + _PACKET_HEAD:end])
+    return QuorumPacket(ptype, zxid, data, None), end + 4
+
+
 class PacketStream:
     """Splits the bytes a leader reads from a learner into QuorumPackets.
 
@@ -426,11 +450,18 @@ class PacketStream:
         buf += data
         out: list[QuorumPacket] = []
         pos = 0
+        maxbuf = self.maxbuf
         while pos < len(buf):
+            plain = _plain_packet(buf, pos, maxbuf)
+            if plain is not None:
+                out.append(plain[0])
+                pos = plain[1]
+                self._scan.reset()
+                continue
             end = self._scan.end(buf, pos)
             if end is None:
                 break
-            out.append(_decode_whole(buf, pos, end, self.maxbuf))
+            out.append(_decode_whole(buf, pos, end, maxbuf))
             self._scan.reset()
             pos = end
         if pos:
@@ -485,12 +516,16 @@ class LearnerStream(PacketStream):
                 continue
             if pos >= len(buf):
                 break
-            end = self._scan.end(buf, pos)
-            if end is None:
-                break
-            packet = _decode_whole(buf, pos, end, self.maxbuf)
+            plain = _plain_packet(buf, pos, self.maxbuf)
+            if plain is not None:
+                packet, pos = plain
+            else:
+                end = self._scan.end(buf, pos)
+                if end is None:
+                    break
+                packet = _decode_whole(buf, pos, end, self.maxbuf)
+                pos = end
             self._scan.reset()
-            pos = end
             if packet.type == PacketType.SNAP:
                 self._snap = packet
                 self._scanner = SnapshotScanner(packet.zxid)
@@ -504,5 +539,14 @@ class LearnerStream(PacketStream):
 
 
 def encode_packet(packet: QuorumPacket) -> bytes:
-    """The bytes BinaryOutputArchive.writeRecord(packet) puts on the wire."""
-    return packet.to_bytes()
+    """The bytes BinaryOutputArchive.writeRecord(packet) puts on the wire.
+
+    A packet without authinfo (all a leader and a learner exchange once
+    connected) is packed directly rather than through the generated encoder.
+    """
+    if packet.authinfo is not None:
+        return packet.to_bytes()
+    data = packet.data
+    if data is None:
+        return _QP_HEAD.pack(packet.type, packet.zxid, -1) + _NULL_LEN
+    return b"".join((_QP_HEAD.pack(packet.type, packet.zxid, len(data)), data, _NULL_LEN))
