@@ -147,6 +147,7 @@ class _Role:
         self.timers = ServerTimers(self.loop, self.cfg)
         self._ticker: asyncio.TimerHandle | None = None
         self.tick_interval = max(0.01, self.cfg.tick_time / 4000.0)
+        self._tick_due = self.loop.time()  # when the next tick should run
         #: The zxid of the database the role started from (its last txn).
         self.start_zxid: int = host.db[2]
         #: The role reached broadcast: its tree is in step with its log.
@@ -190,8 +191,19 @@ class _Role:
         self._ticker = None
         if self.done.done():
             return
-        self.execute(self.core.on_tick(self.now()))  # type: ignore[attr-defined]
+        # A tick more than one interval late means a callback held the loop
+        # and no socket was read meanwhile: the core's read deadlines move on
+        # by that stall (see LeaderCore.on_tick) rather than expire on peers
+        # whose packets are waiting in the kernel.
+        late = self.loop.time() - self._tick_due
+        stalled = late * 1000.0 if late > self.tick_interval else 0.0
+        if stalled:
+            log.log(logging.INFO if stalled >= self.cfg.tick_time else logging.DEBUG,
+                    "The event loop was held for %.0f ms; quorum read deadlines move on "
+                    "by as much", stalled)
+        self.execute(self.core.on_tick(self.now(), stalled))  # type: ignore[attr-defined]
         if not self.done.done():
+            self._tick_due = self.loop.time() + self.tick_interval
             self._ticker = self.loop.call_later(self.tick_interval, self._tick)
 
     def finish(self, reason: str) -> None:

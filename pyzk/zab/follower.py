@@ -194,9 +194,16 @@ class LearnerCore:
         self._send(P.revalidate_packet(session_id, timeout))
         return self._take()
 
-    def on_tick(self, now: float) -> list[Action]:
-        """The socket read timeout: initLimit ticks until NEWLEADER, then syncLimit."""
+    def on_tick(self, now: float, stalled: float = 0.0) -> list[Action]:
+        """The socket read timeout: initLimit ticks until NEWLEADER, then syncLimit.
+
+        ``stalled`` (ms): the shell read no socket for that long before this
+        tick (it was busy applying a DIFF); the deadline moves on by as much,
+        since the leader's packets may be waiting unread in the kernel.
+        """
         self.now = now
+        if stalled > 0 and self._read_deadline is not None:
+            self._read_deadline += stalled
         if self.phase != SHUT_DOWN and self._read_deadline is not None \
                 and now >= self._read_deadline:
             self._shutdown("Read timed out")

@@ -317,9 +317,19 @@ class LeaderCore:
             self._handle(h, packet)
         return self._take()
 
-    def on_tick(self, now: float) -> list[Action]:
-        """Time passes: deadlines, and in BROADCAST the half-tick loop of Leader.lead."""
+    def on_tick(self, now: float, stalled: float = 0.0) -> list[Action]:
+        """Time passes: deadlines, and in BROADCAST the half-tick loop of Leader.lead.
+
+        ``stalled`` is how long (ms) before this tick the shell read no socket
+        (one long callback: a sync's plan and encoding). Every read deadline
+        moves on by that much first. Apache's read timeouts are per-learner
+        socket timeouts that run in their own threads, so a leader busy with
+        one learner never times out another whose pings sat unread in the
+        kernel, nor counts its own busy time against the learner it synced.
+        """
         self.now = now
+        if stalled > 0:
+            self._skip(stalled)
         if self.phase == SHUT_DOWN:
             return []
         if self._self_deadline is not None and now >= self._self_deadline:
@@ -340,6 +350,26 @@ class LeaderCore:
             self._next_half_tick += self.tick_time / 2
             self._half_tick()
         return self._take()
+
+    def _skip(self, stalled: float) -> None:
+        """Count ``stalled`` ms as time that did not pass for every wait: read
+        and park deadlines, the proposal-age checks, the leader's own wait and
+        Leader.lead's half ticks (else a stall of 5 ticks would run them all
+        at once and find no learner synced)."""
+        if self._self_deadline is not None:
+            self._self_deadline += stalled
+        for h in self.handlers.values():
+            if h.read_deadline is not None:
+                h.read_deadline += stalled
+            if h.park_deadline is not None:
+                h.park_deadline += stalled
+            lim = h.limit
+            if lim.cur_time is not None:
+                lim.cur_time += stalled
+            if lim.next_time is not None:
+                lim.next_time += stalled
+        if self.phase == BROADCAST:
+            self._next_half_tick += stalled
 
     def on_logged(self, zxid: int) -> list[Action]:
         """Our log is durable through ``zxid``: the leader acks its own proposals

@@ -265,3 +265,63 @@ def test_rollover_steps_down() -> None:
     ld.last_proposed = z(2, 0xFFFFFFFE)
     out = ld.propose(A.Entry(z(2, 0xFFFFFFFF), b""))
     assert isinstance(out[0], A.Shutdown) and "rolled over" in out[0].reason
+
+
+def _two_followers() -> tuple[LeaderCore, float]:
+    """A leader in broadcast with p1 and p2, pings answered up to the returned time."""
+    ld = leader()
+    for i, peer in ((1, "p1"), (2, "p2")):
+        establish(ld, Follower(i, "L", accepted_epoch=1, current_epoch=1,
+                               last_logged_zxid=z(1, 2), now=0), peer)
+    t = 0.0
+    for _ in range(4):
+        t += TICK / 2
+        for a in ld.on_tick(t):
+            if isinstance(a, A.Send) and a.packet.type == T.PING:
+                ld.on_packet(a.peer, P.ping_packet(a.packet.zxid))
+    return ld, t
+
+
+@pytest.mark.parametrize("stalled", [True, False])
+def test_a_stalled_loop_does_not_time_out_learners(stalled: bool) -> None:
+    """Regression: a leader whose loop was held 10 ticks (planning a 100k-txn
+    DIFF for a third member) dropped its healthy followers, whose pings sat
+    unread, then lost its quorum. Told of the stall, it waits on; told
+    nothing, the same late tick is a real silence and it steps down."""
+    ld, t = _two_followers()
+    proposal = A.Entry(z(2, 1), txn_bytes(z(2, 1), b""))
+    ld.propose(proposal)  # unacked across the stall: the proposal age moves on too
+    held = 10 * TICK
+    out = ld.on_tick(t + held, held if stalled else 0.0)
+    bad = [a for a in out if isinstance(a, A.Disconnect | A.Shutdown)]
+    if not stalled:
+        assert bad
+        return
+    assert not bad, bad
+    # the pings that waited in the kernel are read, the acks come: all is well
+    for peer in ("p1", "p2"):
+        ld.on_packet(peer, P.ping_packet(z(2, 0)))
+        ld.on_packet(peer, P.ack_packet(z(2, 1)))
+    for k in range(1, 5):
+        out = ld.on_tick(t + held + k * TICK / 2)
+        assert not [a for a in out if isinstance(a, A.Disconnect | A.Shutdown)]
+        for a in out:
+            if isinstance(a, A.Send) and a.packet.type == T.PING:
+                ld.on_packet(a.peer, P.ping_packet(a.packet.zxid))
+    # silence after the stall still times out, syncLimit later
+    out = []
+    k = 5
+    while not any(isinstance(a, A.Shutdown) for a in out) and k < 40:
+        out += ld.on_tick(t + held + k * TICK / 2)
+        k += 1
+    assert any(isinstance(a, A.Shutdown) for a in out) and k <= 5 + 2 * 2 + 3
+
+
+def test_a_stalled_follower_keeps_its_leader() -> None:
+    f = Follower(1, "L", accepted_epoch=1, current_epoch=1, last_logged_zxid=z(1, 2), now=0,
+                 tick_time=TICK, init_limit=5, sync_limit=2)
+    f.start()
+    assert f.on_tick(5 * TICK - 1, 5 * TICK - 1) == []  # held all along: not a silence
+    assert f.on_tick(6 * TICK) == []
+    out = f.on_tick(10 * TICK)
+    assert out and isinstance(out[-1], A.Shutdown) and out[-1].reason == "Read timed out"
