@@ -63,9 +63,14 @@ class LogStage:
         self.fsync_ms_max = 0.0
 
     def append(self, hdr: TxnHeader, data: bytes, zxid: int) -> None:
+        self.append_encoded(zxid, data)
+
+    def append_encoded(self, zxid: int, data: bytes) -> None:
+        """Zab's LogTxn, and every append: ``data`` is the whole txn (header
+        first) and ``zxid`` its header's, so the header is not decoded again."""
         if self.closed or self.failed is not None:
             return
-        self.writer.append(hdr, data)
+        self.writer.append_raw(zxid, data)
         if self.store is not None:
             self.store.txn_logged()
         self.pending.append(zxid)
@@ -74,10 +79,6 @@ class LogStage:
             # Let the rest of this loop iteration's requests join the batch.
             self.loop.call_soon(self._start)
 
-    def append_encoded(self, zxid: int, data: bytes) -> None:
-        """Zab's LogTxn: the header is read back from the txn's own bytes."""
-        hdr, _ = TxnHeader.decode(data, 0, len(data))
-        self.append(hdr, data, zxid)
 
     def _start(self) -> None:
         self.scheduled = False

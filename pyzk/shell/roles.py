@@ -40,10 +40,16 @@ from pyzk.shell.timers import ServerTimers
 from pyzk.shell.txnlogfiles import iter_txns, log_files, truncate_log
 from pyzk.txnlog.names import LOG_PREFIX, SNAPSHOT_PREFIX, zxid_from_name
 from pyzk.zab import actions as A
-from pyzk.zab.follower import LearnerCore
+from pyzk.zab.follower import SYNCHRONIZATION, LearnerCore
 from pyzk.zab.history import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
 from pyzk.zab.leader import LeaderCore, newleader_config
-from pyzk.zab.packets import LearnerStream, PacketError, PacketStream, encode_packet
+from pyzk.zab.packets import (
+    LearnerStream,
+    PacketError,
+    PacketStream,
+    encode_committed,
+    encode_packet,
+)
 from pyzk.zab.reconfigleader import ActivateConfig, ReconfigLeaderCore, SeeConfig
 from pyzk.zab.snapstream import encode_wire_snapshot
 from pyzk.zab.zxid import make_zxid
@@ -108,10 +114,7 @@ class _Link(PacketLink):
             # it: the core drops the peer now, not at its read deadline
             self.role.on_disconnect(self)
             return
-        for item in items:
-            if self.closed:
-                break
-            self.role.on_packet(self, item)
+        self.role.on_packets(self, items)
 
     def connection_lost(self, exc: Exception | None) -> None:
         was_closed = self.closed
@@ -263,7 +266,7 @@ class LeaderRole(_Role):
             accepted_epoch=self.peer.accepted_epoch,
             current_epoch=self.peer.current_epoch, last_zxid=last_zxid, now=self.now(),
             tick_time=cfg.tick_time, init_limit=cfg.init_limit, sync_limit=cfg.sync_limit,
-            committed=self._recent_committed(), txnlog=self._read_log,
+            committed=self._recent_committed(), txnlog=self._read_log, read_log_async=True,
             force_snap=self._sysprop("zookeeper.forceSnapshotSync", "").lower() == "true",
             config=self._newleader_config)
         self.core: LeaderCore
@@ -357,6 +360,26 @@ class LeaderRole(_Role):
         for e in it:
             yield A.Entry(e.hdr.zxid, e.entry)
 
+    def _read_log_off_loop(self, a: A.ReadLog) -> None:
+        """ReadLog: the learner's txns read in a thread, so the loop keeps
+        pinging the other learners and serving clients meanwhile (the reader
+        is mostly file reads and struct calls; it shares the GIL, which the
+        loop gets back every switch interval)."""
+        def read() -> list[A.Entry]:
+            return list(self._read_log(a.zxid))
+
+        def done(fut: asyncio.Future[list[A.Entry]]) -> None:
+            if self.done.done():
+                return
+            try:
+                entries = fut.result()
+            except Exception as e:  # an unreadable log: the learner gets a SNAP
+                log.warning("Cannot read proposals for zxid 0x%x from the txnlog: %r", a.zxid, e)
+                entries = []
+            self.execute(self.core.on_log_read(a.peer, entries))
+
+        self.loop.run_in_executor(None, read).add_done_callback(done)
+
     async def run(self) -> str:
         me = self.cfg.servers[self.my_id]
         self._open_log()
@@ -402,6 +425,12 @@ class LeaderRole(_Role):
         if not self.done.done():  # an ended role logs and answers nothing more
             self.execute(self.core.on_packet(link, packet))
 
+    def on_packets(self, link: _Link, items: list[Any]) -> None:
+        for item in items:
+            if link.closed:
+                break
+            self.on_packet(link, item)
+
     def on_disconnect(self, link: _Link) -> None:
         self.links.discard(link)
         if not self.done.done():
@@ -428,12 +457,13 @@ class LeaderRole(_Role):
         out: dict[Any, list[bytes]] = {}
         for a in actions:
             t = type(a)
-            if t is A.Send:
+            if t is A.Send or t is A.SendCommitted:
+                data = encode_packet(a.packet) if t is A.Send else encode_committed(a.entries)
                 chunks = out.get(a.peer)
                 if chunks is None:
-                    out[a.peer] = [encode_packet(a.packet)]
+                    out[a.peer] = [data]
                 else:
-                    chunks.append(encode_packet(a.packet))
+                    chunks.append(data)
                 continue
             if out:
                 _flush(out)
@@ -443,6 +473,8 @@ class LeaderRole(_Role):
                 self.host.txn_logged(a.entry)
             elif t is A.Commit:
                 self.server.committed(a.entry.zxid)
+            elif t is A.ReadLog:
+                self._read_log_off_loop(a)
             elif t is A.SendSnapshot:
                 a.peer.send(encode_wire_snapshot(self.server.tree,
                                                  self.server.session_timeouts()))
@@ -595,6 +627,23 @@ class LearnerRole(_Role):
         if not self.done.done():
             self.core.now = self.now()
             self.execute(self.core.on_packet(packet))
+
+    def on_packets(self, link: _Link, items: list[Any]) -> None:
+        """A read's packets; a DIFF's run of them goes to the core in one call
+        (LearnerCore.on_sync_packets), anything else one by one."""
+        i = 0
+        n = len(items)
+        core = self.core
+        while i < n and not link.closed and not self.done.done():
+            core.now = self.now()
+            if core.phase == SYNCHRONIZATION:
+                actions, j = core.on_sync_packets(items, i)
+                if j > i:
+                    i = j
+                    self.execute(actions)
+                    continue
+            self.execute(core.on_packet(items[i]))
+            i += 1
 
     def on_disconnect(self, link: _Link) -> None:
         if not self.done.done():

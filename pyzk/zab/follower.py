@@ -253,6 +253,32 @@ class LearnerCore:
             self._shutdown(f"bad packet from leader: {e}")
         return self._take()
 
+    def on_sync_packets(self, packets: list[Any], start: int) -> tuple[list[Action], int]:
+        """:meth:`on_packet` for ``packets[start:]`` while this learner is in
+        SYNCHRONIZATION (the PROPOSAL/COMMIT pairs of a DIFF, up to NEWLEADER
+        and UPTODATE) and they are plain packets: the actions of all in one
+        list, and where it stopped. In that phase a packet's actions never
+        feed back into the core, so one call for a read's worth of a DIFF is
+        what that many calls would do; the per-call cost was a third of a
+        follower's time to ACK a 100k-txn DIFF."""
+        i = start
+        n = len(packets)
+        on_sync = self._on_sync
+        while i < n and self.phase == SYNCHRONIZATION:
+            packet = packets[i]
+            if type(packet) is not QuorumPacket:
+                break
+            i += 1
+            # as on_packet: initLimit until NEWLEADER, syncLimit after it
+            limit = self.init_limit if self._pre_zab1 else self.sync_limit
+            self._read_deadline = self.now + limit * self.tick_time
+            try:
+                on_sync(packet)
+            except P.PacketError as e:
+                self._shutdown(f"bad packet from leader: {e}")
+                break
+        return self._take(), i
+
     # ------------------------------------------------------------------ discovery
 
     def _on_discovery(self, packet: QuorumPacket) -> None:

@@ -92,15 +92,27 @@ class SyncPlan:
     packets: list[QuorumPacket] = field(default_factory=list)
     forward_from: int = 0
     kind: str = ""  # "DIFF", "TRUNC" or "SNAP", for logs and tests
+    #: The committed txns that follow ``packets``, each sent as PROPOSAL then
+    #: COMMIT (kept as entries: see pyzk.zab.actions.SendCommitted).
+    txns: list[Entry] = field(default_factory=list)
+
+    def all_packets(self) -> list[QuorumPacket]:
+        """Every packet of the plan in order, the txns' pairs included."""
+        out = list(self.packets)
+        for e in self.txns:
+            out.append(proposal_packet(e.zxid, e.data))
+            out.append(commit_packet(e.zxid))
+        return out
 
 
 class _Queuer:
     """queueCommittedProposals with LearnerHandler's ``needOpPacket`` flag."""
 
-    __slots__ = ("packets", "need_op")
+    __slots__ = ("packets", "txns", "need_op")
 
     def __init__(self) -> None:
-        self.packets: list[QuorumPacket] = []
+        self.packets: list[QuorumPacket] = []  # DIFF or TRUNC, which comes first
+        self.txns: list[Entry] = []  # then a PROPOSAL and a COMMIT for each
         self.need_op = True
 
     def queue(self, itr: Iterable[Entry], peer_last: int, max_zxid: int | None,
@@ -131,13 +143,27 @@ class _Queuer:
                     self.need_op = False
             if z <= queued:
                 continue
-            self.packets.append(proposal_packet(z, p.data))
-            self.packets.append(commit_packet(z))
+            self.txns.append(p)
             queued = z
         if self.need_op and peer_new_epoch:
             self.packets.append(diff_packet(last_committed))
             self.need_op = False
         return queued
+
+
+def needs_txnlog(peer_last_zxid: int, committed: CommittedLog, last_processed_zxid: int,
+                 *, force_snap: bool = False) -> bool:
+    """Whether :func:`plan_sync` for this learner would read the on-disk log
+    (it is behind the committed window, and no DIFF-less case applies)."""
+    if force_snap or last_processed_zxid == peer_last_zxid:
+        return False
+    if len(committed):
+        min_c, max_c = committed.min_zxid, committed.max_zxid
+    else:
+        min_c = max_c = last_processed_zxid
+    if peer_last_zxid > max_c and not is_epoch_start(peer_last_zxid):
+        return False
+    return peer_last_zxid < min_c
 
 
 def plan_sync(
@@ -183,6 +209,7 @@ def plan_sync(
                          hexz(current), hexz(min_c))
                 current = peer_last_zxid
                 q.packets.clear()
+                q.txns.clear()
                 q.need_op = True
             else:
                 current = q.queue(committed, current, None, max_c)
@@ -199,7 +226,7 @@ def plan_sync(
     if need_snap:
         return SyncPlan(True, [], current, "SNAP")
     kind = "TRUNC" if q.packets and q.packets[0].type == trunc_packet(0).type else "DIFF"
-    return SyncPlan(False, q.packets, current, kind)
+    return SyncPlan(False, q.packets, current, kind, q.txns)
 
 
 def _chain(first: Entry, rest: Iterable[Entry]):  # type: ignore[no-untyped-def]

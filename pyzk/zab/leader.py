@@ -37,14 +37,16 @@ from pyzk.zab.actions import (
     Entry,
     LogTxn,
     PersistEpoch,
+    ReadLog,
     Send,
+    SendCommitted,
     SendSnapshot,
     Shutdown,
     StartServing,
     SubmitRequest,
     TouchSessions,
 )
-from pyzk.zab.history import CommittedLog, TxnLogReader, plan_sync
+from pyzk.zab.history import CommittedLog, TxnLogReader, needs_txnlog, plan_sync
 from pyzk.zab.packets import PacketType
 from pyzk.zab.zxid import COUNTER_MASK, epoch_of, hexz, is_epoch_start, make_zxid
 
@@ -83,10 +85,11 @@ PARKED_EPOCH = "parked-epoch"              # in getEpochToPropose
 AWAIT_ACKEPOCH = "await-ackepoch"
 PARKED_EPOCH_ACK = "parked-epoch-ack"      # in waitForEpochAck
 AWAIT_NEWLEADER_ACK = "await-newleader-ack"
+AWAIT_LOG = "await-log"                    # its txns being read from disk (ReadLog)
 PARKED_NEWLEADER = "parked-newleader"      # in waitForNewLeaderAck / waitForStartup
 ACTIVE = "active"
 DEAD = "dead"
-_PARKED = (PARKED_EPOCH, PARKED_EPOCH_ACK, PARKED_NEWLEADER)
+_PARKED = (PARKED_EPOCH, PARKED_EPOCH_ACK, PARKED_NEWLEADER, AWAIT_LOG)
 
 DISCOVERY = "DISCOVERY"
 SYNCHRONIZATION = "SYNCHRONIZATION"
@@ -194,6 +197,7 @@ class LeaderCore:
         txnlog: TxnLogReader | None = None,
         config: Callable[[int], bytes | None] | None = None,
         force_snap: bool = False,
+        read_log_async: bool = False,
     ) -> None:
         self.sid = sid
         self.quorum = quorum
@@ -203,6 +207,8 @@ class LeaderCore:
         self.last_processed = last_zxid
         self.committed = committed if committed is not None else CommittedLog()
         self.txnlog = txnlog
+        #: ReadLog the learner's txns instead of calling ``txnlog`` inline.
+        self.read_log_async = read_log_async and txnlog is not None
         self.config = config
         self.force_snap = force_snap
         self.tick_time = tick_time
@@ -518,8 +524,34 @@ class LeaderCore:
     # ------------------------------------------------------------------ synchronisation
 
     def _sync_learner(self, h: _Handler) -> None:
-        """syncFollower, startForwarding, SNAP if needed, then NEWLEADER."""
-        plan = plan_sync(h.peer_last_zxid, self.committed, self.last_processed, self.txnlog,
+        """syncFollower, startForwarding, SNAP if needed, then NEWLEADER.
+
+        With ``read_log_async``, a learner behind the committed window first
+        waits (AWAIT_LOG) for its txns from the disk: :meth:`on_log_read`.
+        """
+        if self.read_log_async and needs_txnlog(h.peer_last_zxid, self.committed,
+                                                self.last_processed, force_snap=self.force_snap):
+            h.state = AWAIT_LOG
+            h.park_deadline = self.now + self._ms(self.init_limit)
+            self._out.append(ReadLog(h.peer, h.peer_last_zxid))
+            return
+        self._plan_sync(h, self.txnlog)
+
+    def on_log_read(self, peer: Hashable, entries: list[Entry]) -> list[Action]:
+        """The txns a ReadLog asked for (an empty list: the log had none to
+        give, so the learner gets a SNAP). Commits made while they were read
+        are in the committed window, which :func:`plan_sync` sends after
+        them; if the window has moved past them, its gap check picks SNAP."""
+        h = self.handlers.get(peer)
+        if h is None or h.state != AWAIT_LOG or self.phase == SHUT_DOWN:
+            return self._take()
+        h.park_deadline = None
+        self._plan_sync(h, lambda _zxid: entries)
+        self._drain(h)
+        return self._take()
+
+    def _plan_sync(self, h: _Handler, txnlog: TxnLogReader | None) -> None:
+        plan = plan_sync(h.peer_last_zxid, self.committed, self.last_processed, txnlog,
                          force_snap=self.force_snap)
         log.info("Syncing learner sid %d (last zxid 0x%s) with %s", h.sid,
                  hexz(h.peer_last_zxid), plan.kind)
@@ -532,6 +564,8 @@ class LeaderCore:
             self._send(h, P.new_leader_packet(self.newleader_zxid, None))
         for packet in plan.packets:
             self._send(h, packet)
+        if plan.txns:  # a learner's limit starts at UPTODATE: no proposal ages to note
+            self._out.append(SendCommitted(h.peer, plan.txns))
         # startForwarding: committed-but-unapplied proposals cannot exist here (a
         # Commit action is applied before the next event), outstanding ones can.
         if self.last_proposed > plan.forward_from and not h.observer:

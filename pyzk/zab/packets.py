@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from pyzk.jute.codec import DEFAULT_MAX_BUFFER, JuteError, NegativeLength, Oversized, Truncated
 from pyzk.jute.records import Id, LearnerInfo, QuorumPacket
@@ -536,6 +538,36 @@ class LearnerStream(PacketStream):
             if self._scanner is not None:
                 self._scanner.rebase(pos)
         return out
+
+
+#: The end of a PROPOSAL (its null authinfo) and the whole COMMIT after it:
+#: int -1; int COMMIT, long zxid, int -1 (no data), int -1 (no authinfo).
+_PROPOSAL_END_COMMIT = struct.Struct(">iiqii")
+
+
+def encode_committed(entries: Iterable[Any]) -> bytes:
+    """PROPOSAL then COMMIT for each entry (anything with ``zxid`` and
+    ``data``), in order, as the bytes of those packets written one by one.
+
+    A DIFF is LearnerHandler.queueCommittedProposals: two packets per
+    committed txn. Packing them here in one pass, two struct calls per txn,
+    instead of building and encoding 2n QuorumPackets keeps a DIFF of 100k
+    txns from holding the leader's event loop (and every other learner's
+    pings) for most of a second.
+    """
+    head = _QP_HEAD.pack
+    tail = _PROPOSAL_END_COMMIT.pack
+    proposal = int(PacketType.PROPOSAL)
+    commit = int(PacketType.COMMIT)
+    parts: list[bytes] = []
+    add = parts.append
+    for e in entries:
+        z = e.zxid
+        data = e.data
+        add(head(proposal, z, len(data)))
+        add(data)
+        add(tail(-1, commit, z, -1, -1))
+    return b"".join(parts)
 
 
 def encode_packet(packet: QuorumPacket) -> bytes:

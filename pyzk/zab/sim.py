@@ -394,7 +394,12 @@ class Simulation:
         for a in actions:
             if s.core is None:
                 return
-            if isinstance(a, A.Send):
+            if isinstance(a, A.SendCommitted):
+                c = self.conns.get(a.peer)  # type: ignore[arg-type]
+                if c is not None and c.open:
+                    for packet in a.packets():
+                        self._enqueue(c, c.learner, packet)
+            elif isinstance(a, A.Send):
                 c = self.conns.get(a.peer) if s.role == LEADING else s.conn  # type: ignore[arg-type]
                 if c is None or not c.open:
                     continue

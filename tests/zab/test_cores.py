@@ -36,7 +36,19 @@ def leader(**kw) -> LeaderCore:  # type: ignore[no-untyped-def]
     return LeaderCore(3, q, **args)  # type: ignore[arg-type]
 
 
+def flat(actions):  # type: ignore[no-untyped-def]
+    """The actions with each SendCommitted spelled out as the Sends it stands for."""
+    out = []
+    for a in actions:
+        if isinstance(a, A.SendCommitted):
+            out += [A.Send(a.peer, p) for p in a.packets()]
+        else:
+            out.append(a)
+    return out
+
+
 def sends(actions, peer=None) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    actions = flat(actions)
     return [(a.packet.type, a.packet.zxid) for a in actions
             if isinstance(a, A.Send) and (peer is None or a.peer == peer)]
 
@@ -44,7 +56,7 @@ def sends(actions, peer=None) -> list[tuple[int, int]]:  # type: ignore[no-untyp
 def wire(actions, learner) -> list:  # type: ignore[no-untyped-def]
     """Feed a leader's Sends through a learner core; return the learner's actions."""
     out = []
-    for a in actions:
+    for a in flat(actions):
         if isinstance(a, A.Send):
             out += learner.on_packet(a.packet)
     return out
@@ -53,13 +65,17 @@ def wire(actions, learner) -> list:  # type: ignore[no-untyped-def]
 def establish(ld: LeaderCore, fol, peer="p1"):  # type: ignore[no-untyped-def]
     """Connect one follower and run discovery + sync until both serve."""
     acts = ld.on_connect(peer)
-    up = fol.start()
+    return acts + pump(ld, fol, peer, fol.start())
+
+
+def pump(ld: LeaderCore, fol, peer, up):  # type: ignore[no-untyped-def]
+    """Carry the follower's actions ``up`` to the leader and back until quiet."""
     log: list = list(up)
     for _ in range(10):
         down = []
         for a in up:
             if isinstance(a, A.Send):
-                down += ld.on_packet(peer, a.packet)
+                down += flat(ld.on_packet(peer, a.packet))
         log += down
         up = wire([a for a in down if getattr(a, "peer", peer) == peer], fol)
         for a in list(up):
@@ -68,7 +84,7 @@ def establish(ld: LeaderCore, fol, peer="p1"):  # type: ignore[no-untyped-def]
         log += up
         if not up:
             break
-    return acts + log
+    return log
 
 
 def test_discovery_picks_max_accepted_epoch_plus_one_and_persists_first() -> None:
@@ -325,3 +341,91 @@ def test_a_stalled_follower_keeps_its_leader() -> None:
     assert f.on_tick(6 * TICK) == []
     out = f.on_tick(10 * TICK)
     assert out and isinstance(out[-1], A.Shutdown) and out[-1].reason == "Read timed out"
+
+
+def _behind_leader(entries_on_disk: list[A.Entry]):  # type: ignore[no-untyped-def]
+    """A leader in broadcast with p1 whose committed window (2 txns) starts at
+    1.8, reading older txns off the loop (ReadLog); p2 (last zxid 1.2) has
+    sent its ACKEPOCH and waits while its txns are read."""
+    window = CommittedLog(2, [A.Entry(z(1, i), txn_bytes(z(1, i), b"")) for i in (8, 9, 10)])
+    reads = []
+
+    def txnlog(zxid: int) -> list[A.Entry]:
+        reads.append(zxid)
+        return entries_on_disk
+
+    ld = leader(last_zxid=z(1, 10), committed=window, txnlog=txnlog, read_log_async=True)
+    establish(ld, Follower(1, "L", accepted_epoch=1, current_epoch=1,
+                           last_logged_zxid=z(1, 10), now=0), "p1")
+    assert ld.established
+    f2 = Follower(2, "L", accepted_epoch=1, current_epoch=1, last_logged_zxid=z(1, 2), now=0,
+                  tick_time=TICK, init_limit=5, sync_limit=2)
+    acts = ld.on_connect("p2") + pump(ld, f2, "p2", f2.start())
+    assert [a for a in acts if isinstance(a, A.ReadLog)] == [A.ReadLog("p2", z(1, 2))]
+    assert reads == [] and ld.learners()["p2"] == (2, "await-log")
+    # commits go on while the disk is read
+    for i in (1, 2):
+        e = A.Entry(z(2, i), txn_bytes(z(2, i), b""))
+        ld.propose(e)
+        ld.on_logged(e.zxid)
+        ld.on_packet("p1", P.ack_packet(e.zxid))
+    return ld, f2
+
+
+def test_a_learner_behind_the_window_gets_its_txns_read_off_the_loop() -> None:
+    disk = [A.Entry(z(1, i), txn_bytes(z(1, i), b"")) for i in range(1, 11)]
+    ld, f2 = _behind_leader(disk)
+    out = flat(ld.on_log_read("p2", disk))
+    # the txns from disk up to the window, then the window with what was committed
+    # meanwhile, each a PROPOSAL and a COMMIT, then NEWLEADER
+    expect = [(T.DIFF, z(2, 2))]
+    for zz in [z(1, i) for i in range(3, 11)] + [z(2, 1), z(2, 2)]:
+        expect += [(T.PROPOSAL, zz), (T.COMMIT, zz)]
+    assert sends(out, "p2") == expect + [(T.NEWLEADER, z(2, 0))]
+    up = wire([a for a in out if getattr(a, "peer", None) == "p2"], f2)
+    up += [b for a in list(up) if isinstance(a, A.LogTxn) for b in f2.on_logged(a.entry.zxid)]
+    acts = up + pump(ld, f2, "p2", up)
+    assert f2.phase == "BROADCAST" and ld.learners()["p2"] == (2, "active")
+    assert [a.entry.zxid for a in acts if isinstance(a, A.Commit)][-1] == z(2, 2)
+
+
+def test_a_log_read_that_stops_short_of_the_window_means_snap() -> None:
+    disk = [A.Entry(z(1, i), txn_bytes(z(1, i), b"")) for i in range(1, 6)]
+    ld, _ = _behind_leader(disk)
+    out = ld.on_log_read("p2", disk)
+    assert sends(out, "p2")[0] == (T.SNAP, z(2, 2))
+    assert [a for a in out if isinstance(a, A.SendSnapshot)] == [A.SendSnapshot("p2", z(2, 2))]
+    # a learner gone while its log was read: the answer is dropped
+    ld2, _ = _behind_leader(disk)
+    ld2.on_disconnect("p2")
+    assert ld2.on_log_read("p2", disk) == []
+
+
+def test_a_diff_in_one_call_does_what_a_call_per_packet_does() -> None:
+    """LearnerCore.on_sync_packets: same actions, same state, and it stops where
+    the phase ends (UPTODATE) or a packet is not a plain one."""
+    def fresh() -> Follower:
+        f = Follower(1, "L", accepted_epoch=1, current_epoch=1, last_logged_zxid=z(1, 2), now=0,
+                     tick_time=TICK, init_limit=5, sync_limit=2)
+        f.start()
+        f.on_packet(P.leader_info_packet(2))
+        return f
+
+    body = [P.diff_packet(z(1, 6))]
+    for i in range(3, 7):
+        body += [P.proposal_packet(z(1, i), txn_bytes(z(1, i), b"")), P.commit_packet(z(1, i))]
+    body += [P.new_leader_packet(z(2, 0), None), P.uptodate_packet(), P.ping_packet(z(2, 0))]
+    one = fresh()
+    expect = [a for p in body for a in one.on_packet(p)]
+    many = fresh()
+    # DIFF itself arrives in SYNC_MODE: not batched
+    actions, end = many.on_sync_packets(body, 0)
+    assert (actions, end) == ([], 0)
+    got = many.on_packet(body[0])
+    actions, end = many.on_sync_packets(body, 1)
+    got += actions
+    assert end == len(body) - 1  # stopped after UPTODATE: BROADCAST is one by one
+    got += many.on_packet(body[end])
+    assert got == expect
+    assert many.phase == one.phase == "BROADCAST"
+    assert many.on_logged(z(1, 6)) == one.on_logged(z(1, 6))

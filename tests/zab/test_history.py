@@ -18,7 +18,7 @@ def E(zxid: int) -> Entry:
 
 
 def kinds(plan) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    return [(p.type, p.zxid) for p in plan.packets]
+    return [(p.type, p.zxid) for p in plan.all_packets()]
 
 
 def test_committed_log_window_keeps_count_plus_one() -> None:
@@ -39,7 +39,7 @@ def test_behind_within_committed_log_gets_diff_with_proposals() -> None:
     assert kinds(plan) == [(T.DIFF, z(1, 5)), (T.PROPOSAL, z(1, 3)), (T.COMMIT, z(1, 3)),
                            (T.PROPOSAL, z(1, 4)), (T.COMMIT, z(1, 4)),
                            (T.PROPOSAL, z(1, 5)), (T.COMMIT, z(1, 5))]
-    assert plan.packets[1].data == b"txn%x" % z(1, 3)
+    assert plan.all_packets()[1].data == b"txn%x" % z(1, 3)
     assert plan.forward_from == z(1, 5) and plan.kind == "DIFF"
 
 
@@ -90,7 +90,8 @@ def test_too_far_behind_uses_txnlog_then_committed_log() -> None:
     plan = plan_sync(z(1, 3), log, z(1, 10), lambda start: [e for e in disk])
     assert not plan.snap
     assert kinds(plan)[0] == (T.DIFF, z(1, 10))
-    assert [p.zxid for p in plan.packets if p.type == T.PROPOSAL] == [z(1, i) for i in range(4, 11)]
+    assert [p.zxid for p in plan.all_packets()
+            if p.type == T.PROPOSAL] == [z(1, i) for i in range(4, 11)]
     assert plan.forward_from == z(1, 10)
     # without on-disk sync (snapshotSizeFactor < 0) it is a SNAP
     assert plan_sync(z(1, 3), log, z(1, 10), None).snap

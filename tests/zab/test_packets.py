@@ -210,3 +210,17 @@ def test_fast_path_leaves_bad_lengths_to_the_checked_path() -> None:
     neg = struct.pack(">iqi", 2, 1, -5) + struct.pack(">i", -1)
     with pytest.raises(JuteError):
         LearnerStream().feed(neg)
+
+
+def test_encode_committed_is_a_proposal_and_a_commit_per_txn() -> None:
+    """A DIFF's body packed in one pass gives the bytes of its packets sent one by one."""
+    from pyzk.zab.actions import Entry, SendCommitted
+
+    entries = [Entry(0x100000001 + i, b"t" * i) for i in range(5)]
+    one_by_one = b"".join(
+        P.proposal_packet(e.zxid, e.data).to_bytes() + P.commit_packet(e.zxid).to_bytes()
+        for e in entries)
+    assert P.encode_committed(entries) == one_by_one
+    assert P.encode_committed([]) == b""
+    got = PacketStream().feed(P.encode_committed(entries))
+    assert got == SendCommitted("p", entries).packets()
