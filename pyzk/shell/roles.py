@@ -402,6 +402,7 @@ class LeaderRole(_Role):
             await self._cleanup()
             return "quorum port unavailable"
         self.execute(self.core.initial_actions())
+        self._tick_due = self.loop.time()  # the first tick is never late
         self._tick()
         try:
             return await self.done
@@ -455,10 +456,20 @@ class LeaderRole(_Role):
         # They are flushed before any other action, which keeps every
         # learner's packets in the order the core produced them.
         out: dict[Any, list[bytes]] = {}
+        # A PROPOSAL or COMMIT goes to every follower as one packet object:
+        # encoded once, its bytes reused for the next Send of the same object.
+        last_packet: Any = None
+        last_bytes = b""
         for a in actions:
             t = type(a)
             if t is A.Send or t is A.SendCommitted:
-                data = encode_packet(a.packet) if t is A.Send else encode_committed(a.entries)
+                if t is A.SendCommitted:
+                    data = encode_committed(a.entries)
+                elif a.packet is last_packet:
+                    data = last_bytes
+                else:
+                    last_packet = a.packet
+                    data = last_bytes = encode_packet(last_packet)
                 chunks = out.get(a.peer)
                 if chunks is None:
                     out[a.peer] = [data]
@@ -613,6 +624,7 @@ class LearnerRole(_Role):
         self.link = link
         self.core.now = self.now()
         self.execute(self.core.start())
+        self._tick_due = self.loop.time()  # the first tick is never late
         self._tick()
         try:
             return await self.done

@@ -153,6 +153,7 @@ class WorkerShell(ClientPortHost):
         #: In sync, the client port not open yet (see _start_serving).
         self._awaiting_go = False
         self._ticker: asyncio.TimerHandle | None = None
+        self._tick_due = 0.0  # when the next tick should run (0: the first one)
         self.serving = False
 
     # -- what connections and 4lw see ----------------------------------------------------
@@ -190,6 +191,7 @@ class WorkerShell(ClientPortHost):
         link.send(self.spec.token)
         self.core.now = now_ms()
         self.execute(self.core.start())
+        self._tick_due = self.loop.time()  # the first tick is never late
         self._tick()
         try:
             return await self.done
@@ -225,11 +227,16 @@ class WorkerShell(ClientPortHost):
         self._ticker = None
         if self.done.done():
             return
+        interval = max(0.01, self.cfg.tick_time / 4000)
+        # late by more than an interval: the loop was held (a big INFORM batch,
+        # the first snapshot); the orderer's packets may be waiting unread
+        late = self.loop.time() - self._tick_due
+        stalled = late * 1000.0 if late > interval else 0.0
         if not self._awaiting_go:  # the orderer does not PING before it listens
-            self.execute(self.core.on_tick(now_ms()))
+            self.execute(self.core.on_tick(now_ms(), stalled))
         if not self.done.done():
-            self._ticker = self.loop.call_later(max(0.01, self.cfg.tick_time / 4000),
-                                                self._tick)
+            self._tick_due = self.loop.time() + interval
+            self._ticker = self.loop.call_later(interval, self._tick)
 
     def _forward(self, session_id: int, cxid: int, op: int, body: bytes,
                  auth: list[Any] | None) -> None:

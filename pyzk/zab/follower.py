@@ -27,6 +27,7 @@ ack); 3.9 (ZOOKEEPER-4646) waits as pyzk does. The bytes are the same.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Hashable
 from typing import Any
@@ -52,7 +53,7 @@ from pyzk.zab.actions import (
 )
 from pyzk.zab.packets import PacketType, SnapTransfer
 from pyzk.zab.snapstream import WireSnapshot
-from pyzk.zab.zxid import epoch_of, hexz, is_epoch_start, make_zxid
+from pyzk.zab.zxid import COUNTER_MASK, epoch_of, hexz, is_epoch_start, make_zxid
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ BROADCAST = "BROADCAST"
 SHUT_DOWN = "SHUTDOWN"
 
 _TXN_TYPE_OFFSET = 8 + 4 + 8 + 8  # TxnHeader: clientId, cxid, zxid, time, then type
+_TXN_TYPE_END = _TXN_TYPE_OFFSET + 4
+_TXN_TYPE = struct.Struct(">i")
+_TXN_ZXID_OFFSET = 8 + 4  # TxnHeader: clientId, cxid, then zxid
+_TXN_ZXID = struct.Struct(">q")
+_PROPOSAL = int(PacketType.PROPOSAL)
+_COMMIT = int(PacketType.COMMIT)
+_RECONFIG = int(OpCode.reconfig)
 
 
 def _txn_type(data: bytes) -> int:
@@ -264,6 +272,8 @@ class LearnerCore:
         i = start
         n = len(packets)
         on_sync = self._on_sync
+        not_committed = self._not_committed
+        committed = self._committed
         while i < n and self.phase == SYNCHRONIZATION:
             packet = packets[i]
             if type(packet) is not QuorumPacket:
@@ -272,6 +282,21 @@ class LearnerCore:
             # as on_packet: initLimit until NEWLEADER, syncLimit after it
             limit = self.init_limit if self._pre_zab1 else self.sync_limit
             self._read_deadline = self.now + limit * self.tick_time
+            t = packet.type
+            data = packet.data
+            # _on_sync's two commonest cases, inline: a PROPOSAL that is no
+            # reconfig, and a COMMIT once the txns are to be logged
+            if t == _PROPOSAL and data is not None and len(data) >= _TXN_TYPE_END \
+                    and _TXN_TYPE.unpack_from(data, _TXN_TYPE_OFFSET)[0] != _RECONFIG:
+                zxid = _TXN_ZXID.unpack_from(data, _TXN_ZXID_OFFSET)[0]
+                if zxid != self.last_queued + 1:
+                    self._queued(zxid)
+                self.last_queued = zxid
+                not_committed.append(Entry(zxid, data))
+                continue
+            if t == _COMMIT and self._write_to_log:
+                committed.append(packet.zxid)
+                continue
             try:
                 on_sync(packet)
             except P.PacketError as e:
@@ -396,9 +421,17 @@ class LearnerCore:
         self._pre_zab1 = False
         last = None
         if not self.observer:
+            # _log for each, inline: a DIFF of 100k txns is logged here, on the
+            # way to the ACK that the leader waits initLimit ticks for
+            pending = self.pending
+            to_ack = self._to_ack
+            out = self._out
             for p in self._not_committed:
-                self._log(p)
                 last = p.zxid
+                if last & COUNTER_MASK:
+                    pending.append(p)
+                to_ack.append(last)
+                out.append(LogTxn(p))
             self._not_committed.clear()
         if last is None:
             self._send(P.ack_packet(packet.zxid))
@@ -424,8 +457,15 @@ class LearnerCore:
             for p in self._not_committed:
                 self._log(p)
             self._not_committed.clear()
-            while self._committed and self.phase != SHUT_DOWN:
-                self._commit(self._committed.popleft())
+            committed = self._committed
+            pending = self.pending
+            out = self._out
+            while committed and self.phase != SHUT_DOWN:
+                zxid = committed.popleft()
+                if pending and pending[0].zxid == zxid:  # _commit's usual case, inline
+                    out.append(Commit(pending.popleft()))
+                else:
+                    self._commit(zxid)
         else:
             for p in self._not_committed:
                 if not self._committed:
