@@ -158,14 +158,16 @@ class _Role:
         self.log_failed = False
         #: The disk failure (log write or fsync, epoch file) that ended the role.
         self.disk_error: BaseException | None = None
+        #: A learner's actions waiting behind a long run of commits (execute).
+        self._waiting: deque[A.Action] | None = None
 
     def handoff(self) -> tuple[Any, dict[int, int], int] | None:
         """(tree, sessions, last applied zxid) this ended role leaves for the
         next election, or None when the database must be loaded from disk:
         the role never reached broadcast (a SNAP or TRUNC may be half done,
-        the tree may not match the log) or its log failed (the tree may hold
-        txns that are not on disk)."""
-        if not self.serving or self.log_failed or self.log is not None:
+        the tree may not match the log), its log failed (the tree may hold
+        txns that are not on disk) or commits were still waiting to be applied."""
+        if not self.serving or self.log_failed or self.log is not None or self._waiting:
             return None
         tree = self.server.tree
         return tree, self.server.session_timeouts(), self._last_applied(tree.last_processed_zxid)
@@ -567,6 +569,14 @@ class LeaderRole(_Role):
 # ---------------------------------------------------------------------- learners
 
 
+#: A learner writes its gathered packets at least every this many: the ACKs
+#: of a 100k-txn DIFF come in one batch right behind NEWLEADER's, which the
+#: leader waits initLimit ticks for and should not wait behind the rest.
+_SEND_RUN = 256
+#: Commits a learner applies per loop iteration (see LearnerRole.execute).
+_APPLY_RUN = 2000
+
+
 class LearnerRole(_Role):
     """Follower.followLeader / Observer.observeLeader."""
 
@@ -671,15 +681,57 @@ class LearnerRole(_Role):
         self.execute(self.core.revalidate(session_id, timeout))
 
     def execute(self, actions: list[A.Action]) -> None:
+        """Carry out the core's actions in order.
+
+        A long run of commits (a DIFF's, at UPTODATE) is applied
+        ``_APPLY_RUN`` at a time, one loop iteration each, so the loop keeps
+        reading the leader's PINGs and answering them meanwhile (Apache
+        applies in its CommitProcessor thread; applying 100k txns in one go
+        outlasted syncLimit and the leader dropped us). Until the rest is
+        applied, every later action but a Send or a LogTxn waits behind it,
+        in order: Sends (PING replies, ACKs, forwarded requests) and logging
+        a new proposal (its ACK is due within syncLimit) need nothing applied.
+        """
+        waiting = self._waiting
+        if waiting is not None:
+            for a in actions:
+                t = type(a)
+                if t is A.Send:
+                    self._send_all([encode_packet(a.packet)])
+                elif t is A.LogTxn:
+                    self._execute([a])
+                else:
+                    waiting.append(a)
+            return
+        rest = self._execute(actions)
+        if rest:
+            self._waiting = deque(rest)
+            self.loop.call_soon(self._apply_waiting)
+
+    def _apply_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is None or self.done.done():
+            self._waiting = waiting  # an ended role hands off no half-applied tree
+            return
+        rest = self._execute(list(waiting))
+        if rest:
+            self._waiting = deque(rest)
+            self.loop.call_soon(self._apply_waiting)
+
+    def _execute(self, actions: list[A.Action]) -> list[A.Action]:
+        """execute's work; returns the actions left after ``_APPLY_RUN`` commits."""
         # The packets to the leader (an ACK per txn after a sync or a batch)
         # go out in one write, flushed before any action but a log append (a
         # commit may forward a client's request from inside it), so their
         # order is the core's and nothing that ends the role outruns them.
         sends: list[bytes] = []
-        for a in actions:
+        commits = 0
+        for i, a in enumerate(actions):
             t = type(a)
             if t is A.Send:
                 sends.append(encode_packet(a.packet))
+                if len(sends) >= _SEND_RUN:
+                    self._send_all(sends)
                 continue
             if sends and t is not A.LogTxn:
                 self._send_all(sends)
@@ -688,6 +740,9 @@ class LearnerRole(_Role):
                 self.log.append_encoded(a.entry.zxid, a.entry.data)
                 self.host.txn_logged(a.entry)
             elif t is A.Commit:
+                if commits == _APPLY_RUN:
+                    return actions[i:]
+                commits += 1
                 self.server.commit(a.entry)
             elif t is A.SessionValidated:
                 self.server.session_validated(a.session_id, a.valid)
@@ -695,7 +750,7 @@ class LearnerRole(_Role):
                 self.server.sync_done()
             elif t is A.PersistEpoch:
                 if not self._persist_epoch(a):
-                    return
+                    return []
             elif t is A.LoadSnapshot:
                 snap = a.snapshot.to_snapshot(
                     digest_enabled=bool(self.cfg.digest_enabled),
@@ -706,10 +761,10 @@ class LearnerRole(_Role):
                 self.host.forget_recent_txns(keep_window=True)
             elif t is A.Truncate:
                 if not self._on_disk(self._truncate, a.zxid, what="truncate the log"):
-                    return
+                    return []
             elif t is A.TakeSnapshot:
                 if not self._on_disk(self._snapshot, a.sync, what="write a snapshot"):
-                    return
+                    return []
             elif t is A.StartServing:
                 self.server.running = True
                 self.serving = True
@@ -723,6 +778,7 @@ class LearnerRole(_Role):
                 self._config_seen(a)
         if sends:
             self._send_all(sends)
+        return []
 
     def _send_all(self, sends: list[bytes]) -> None:
         """Write the gathered packets to the leader in one go, and forget them."""

@@ -70,6 +70,7 @@ _TXN_ZXID_OFFSET = 8 + 4  # TxnHeader: clientId, cxid, then zxid
 _TXN_ZXID = struct.Struct(">q")
 _PROPOSAL = int(PacketType.PROPOSAL)
 _COMMIT = int(PacketType.COMMIT)
+_ACK = int(PacketType.ACK)
 _RECONFIG = int(OpCode.reconfig)
 
 
@@ -232,10 +233,17 @@ class LearnerCore:
                 self._send(P.ack_packet(z))
             self._held_acks.clear()
         if self._newleader_ack_after is None:
-            while self._to_ack and self._to_ack[0] <= zxid:
-                z = self._to_ack.popleft()
-                if not self.observer:
-                    self._send(P.ack_packet(z))
+            to_ack = self._to_ack
+            if self.observer:
+                while to_ack and to_ack[0] <= zxid:
+                    to_ack.popleft()
+            else:
+                # P.ack_packet and _send inline: after a DIFF this is an ACK
+                # for every one of its txns
+                out = self._out
+                leader = self.leader
+                while to_ack and to_ack[0] <= zxid:
+                    out.append(Send(leader, QuorumPacket(_ACK, to_ack.popleft(), None, None)))
         return self._take()
 
     def on_packet(self, packet: QuorumPacket | SnapTransfer,

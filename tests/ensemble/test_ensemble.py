@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyzk.testing.servers import Ensemble, require_reference, wait_for
-from tests.ensemble.helpers import SESSION_CFG, client, rejoin
+from tests.ensemble.helpers import SESSION_CFG, client, ensemble_with_flags, rejoin
 
 pytestmark = [pytest.mark.ensemble, pytest.mark.reference]
 
@@ -149,6 +149,47 @@ def test_restarted_follower_catches_up_by_diff(tmp_path: Path) -> None:
         new_log = ens[leader].log_path.read_text()[len(log):]
         assert f"Syncing learner sid {follower}" in new_log
         assert "with DIFF" in new_log and "with SNAP" not in new_log
+        check_modes(ens, leader)
+
+
+def _zxid(ens: Ensemble, sid: int) -> str:
+    return next(line for line in ens[sid].four_letter("srvr").splitlines()
+                if line.startswith("Zxid:"))
+
+
+@pytest.mark.timeout(150)
+def test_follower_catches_up_a_long_diff_from_the_disk_log(tmp_path: Path) -> None:
+    """A follower that missed 6,000 txns (creates): beyond the leader's committed window,
+    so the leader reads them from its log (off its loop), and more than the
+    commits a learner applies per loop iteration, so they are applied in runs
+    while it answers PINGs. It must come back whole without being dropped (at
+    tickTime 200 a DIFF applied in one go outlasted syncLimit), and a write
+    made while it catches up must reach it too."""
+    ens = ensemble_with_flags(tmp_path, {1: "pyzk", 2: "pyzk", 3: "pyzk"},
+                              ["-Dzookeeper.snapshotSizeFactor=100000"], extra_cfg=SESSION_CFG)
+    with ens:
+        leader = ens.wait_leader()
+        follower = min(s for s in ens.servers if s != leader)
+        with client(ens[leader].address) as zk:
+            zk.create("/n", b"start")
+        ens[follower].kill()
+        with client(ens[leader].address) as zk:
+            for r in [zk.create_async(f"/n/c{i}", b"%d" % i) for i in range(5999)]:
+                r.get(timeout=30)
+            zk.set("/n", b"5999")
+        log = ens[leader].log_path.read_text()
+        rejoin(ens[follower], timeout=60)
+        with client(ens[leader].address) as zk:
+            zk.create("/after", b"a")
+        with client(ens[follower].address) as zk:
+            zk.sync("/")
+            # every one of the 6,000 txns applied
+            assert zk.get("/n")[0] == b"5999" and zk.get("/after")[0] == b"a"
+            assert len(zk.get_children("/n")) == 5999
+        wait_for(lambda: _zxid(ens, follower) == _zxid(ens, leader), 10)
+        new_log = ens[leader].log_path.read_text()[len(log):]
+        assert f"Syncing learner sid {follower}" in new_log and "with DIFF" in new_log
+        assert "with SNAP" not in new_log and "Dropping learner" not in new_log
         check_modes(ens, leader)
 
 
