@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from typing import Any
 
@@ -151,6 +152,7 @@ class _Role:
         self._ticker: asyncio.TimerHandle | None = None
         self.tick_interval = max(0.01, self.cfg.tick_time / 4000.0)
         self._tick_due = self.loop.time()  # when the next tick should run
+        self._tick_cpu = time.thread_time()  # this thread's CPU time then
         #: The zxid of the database the role started from (its last txn).
         self.start_zxid: int = host.db[2]
         #: The role reached broadcast: its tree is in step with its log.
@@ -199,9 +201,13 @@ class _Role:
         # A tick more than one interval late means a callback held the loop
         # and no socket was read meanwhile: the core's read deadlines move on
         # by that stall (see LeaderCore.on_tick) rather than expire on peers
-        # whose packets are waiting in the kernel.
+        # whose packets are waiting in the kernel. Only by the CPU this thread
+        # spent meanwhile, though: a process that was frozen (SIGSTOP, a VM
+        # pause) used none, and must find its deadlines passed at once, before
+        # it answers a client from a tree the ensemble has moved past.
         late = self.loop.time() - self._tick_due
-        stalled = late * 1000.0 if late > self.tick_interval else 0.0
+        busy = time.thread_time() - self._tick_cpu
+        stalled = min(late, busy) * 1000.0 if late > self.tick_interval else 0.0
         if stalled:
             log.log(logging.INFO if stalled >= self.cfg.tick_time else logging.DEBUG,
                     "The event loop was held for %.0f ms; quorum read deadlines move on "
@@ -209,6 +215,7 @@ class _Role:
         self.execute(self.core.on_tick(self.now(), stalled))  # type: ignore[attr-defined]
         if not self.done.done():
             self._tick_due = self.loop.time() + self.tick_interval
+            self._tick_cpu = time.thread_time()
             self._ticker = self.loop.call_later(self.tick_interval, self._tick)
 
     def finish(self, reason: str) -> None:
@@ -405,6 +412,7 @@ class LeaderRole(_Role):
             return "quorum port unavailable"
         self.execute(self.core.initial_actions())
         self._tick_due = self.loop.time()  # the first tick is never late
+        self._tick_cpu = time.thread_time()
         self._tick()
         try:
             return await self.done
@@ -635,6 +643,7 @@ class LearnerRole(_Role):
         self.core.now = self.now()
         self.execute(self.core.start())
         self._tick_due = self.loop.time()  # the first tick is never late
+        self._tick_cpu = time.thread_time()
         self._tick()
         try:
             return await self.done

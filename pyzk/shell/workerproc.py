@@ -25,6 +25,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from typing import Any
 
 from pyzk.core.roleservers import LearnerServer
@@ -154,6 +155,7 @@ class WorkerShell(ClientPortHost):
         self._awaiting_go = False
         self._ticker: asyncio.TimerHandle | None = None
         self._tick_due = 0.0  # when the next tick should run (0: the first one)
+        self._tick_cpu = 0.0  # this thread's CPU time then
         self.serving = False
 
     # -- what connections and 4lw see ----------------------------------------------------
@@ -192,6 +194,7 @@ class WorkerShell(ClientPortHost):
         self.core.now = now_ms()
         self.execute(self.core.start())
         self._tick_due = self.loop.time()  # the first tick is never late
+        self._tick_cpu = time.thread_time()
         self._tick()
         try:
             return await self.done
@@ -230,12 +233,15 @@ class WorkerShell(ClientPortHost):
         interval = max(0.01, self.cfg.tick_time / 4000)
         # late by more than an interval: the loop was held (a big INFORM batch,
         # the first snapshot); the orderer's packets may be waiting unread
+        # (by the CPU spent meanwhile: a frozen process gets no grace)
         late = self.loop.time() - self._tick_due
-        stalled = late * 1000.0 if late > interval else 0.0
+        busy = time.thread_time() - self._tick_cpu
+        stalled = min(late, busy) * 1000.0 if late > interval else 0.0
         if not self._awaiting_go:  # the orderer does not PING before it listens
             self.execute(self.core.on_tick(now_ms(), stalled))
         if not self.done.done():
             self._tick_due = self.loop.time() + interval
+            self._tick_cpu = time.thread_time()
             self._ticker = self.loop.call_later(interval, self._tick)
 
     def _forward(self, session_id: int, cxid: int, op: int, body: bytes,
