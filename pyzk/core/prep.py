@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pyzk.core.errors import KeeperError
@@ -61,8 +61,6 @@ from pyzk.jute.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from pyzk.datatree.tree import DataTree
 
 log = logging.getLogger(__name__)
@@ -82,6 +80,37 @@ _MULTI_WRITE_OPS = frozenset({
 _MASK64 = (1 << 64) - 1
 
 _VALID_FLAGS = frozenset(int(m) for m in CreateMode)
+# Plain ints for the hot paths (an IntEnum member costs an attribute lookup
+# and a subclass-first __eq__ at every comparison).
+_TTL_MODES = frozenset({int(CreateMode.PERSISTENT_WITH_TTL),
+                        int(CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)})
+_SEQUENTIAL_MODES = frozenset({int(CreateMode.PERSISTENT_SEQUENTIAL),
+                               int(CreateMode.EPHEMERAL_SEQUENTIAL),
+                               int(CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)})
+_EPHEMERAL_MODES = frozenset({int(CreateMode.EPHEMERAL), int(CreateMode.EPHEMERAL_SEQUENTIAL)})
+_CONTAINER_MODE = int(CreateMode.CONTAINER)
+_MULTI = int(OpCode.multi)
+_ERROR = int(OpCode.error)
+_CREATE_TTL = int(OpCode.createTTL)
+_CREATE_CONTAINER = int(OpCode.createContainer)
+_PERM_CREATE = int(Perms.CREATE)
+_PERM_DELETE = int(Perms.DELETE)
+_PERM_WRITE = int(Perms.WRITE)
+_PERM_ADMIN = int(Perms.ADMIN)
+_PERM_READ = int(Perms.READ)
+_SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
+
+#: The request record each write op's body holds.
+_DECODERS: dict[int, Callable[..., tuple[Record, int]]] = {
+    int(OpCode.create): CreateRequest.decode,
+    int(OpCode.create2): CreateRequest.decode,
+    int(OpCode.createContainer): CreateRequest.decode,
+    int(OpCode.createTTL): CreateTTLRequest.decode,
+    int(OpCode.delete): DeleteRequest.decode,
+    int(OpCode.setData): SetDataRequest.decode,
+    int(OpCode.setACL): SetACLRequest.decode,
+    int(OpCode.check): CheckVersionRequest.decode,
+}
 
 
 class ChangeRecord:
@@ -107,8 +136,12 @@ class ChangeRecord:
         self.tree_digest = 0
 
     def duplicate(self, zxid: int) -> ChangeRecord:
-        return ChangeRecord(zxid, self.path, self.stat.copy() if self.stat else None,
-                            self.child_count, self.acl, self.data)
+        """The next change of this node: ``node_digest`` starts as this one's
+        term, which :meth:`Preparer._add` takes as the term it replaces."""
+        rec = ChangeRecord(zxid, self.path, self.stat.copy() if self.stat else None,
+                           self.child_count, self.acl, self.data)
+        rec.node_digest = self.node_digest
+        return rec
 
 
 class Prepared:
@@ -148,6 +181,19 @@ class Preparer:
         self.maxbuf = maxbuf
         self.outstanding: deque[ChangeRecord] = deque()
         self.by_path: dict[str, ChangeRecord] = {}
+        #: each write op's txn step (see :meth:`_txn`)
+        self._txn_by_op: dict[int, Callable[..., Record | None]] = {
+            int(OpCode.create): self._create,
+            int(OpCode.create2): self._create,
+            int(OpCode.createContainer): self._create,
+            int(OpCode.createTTL): self._create,
+            int(OpCode.delete): self._delete,
+            int(OpCode.deleteContainer): self._delete_container,
+            int(OpCode.setData): self._set_data,
+            int(OpCode.setACL): self._set_acl,
+            int(OpCode.check): self._check,
+            int(OpCode.reconfig): self._reconfig,
+        }
 
     # -- outstanding changes -------------------------------------------------
 
@@ -165,14 +211,19 @@ class Preparer:
             raise KeeperError(Err.NONODE, path)
         return rec
 
-    def _add(self, rec: ChangeRecord) -> None:
+    def _add(self, rec: ChangeRecord, replaces: ChangeRecord | None = None) -> None:
+        """Add a change record; ``replaces`` is the record (from
+        :meth:`record_for`) ``rec`` duplicates, whose digest term it carries."""
         if self.digest_enabled:
-            prev = self.by_path.get(rec.path)
-            if prev is not None:
-                before = prev.node_digest
+            if replaces is not None:
+                before = replaces.node_digest
             else:
-                node = self.tree.get_node(rec.path or "/")
-                before = node.digest_term(rec.path) if node is not None else 0
+                prev = self.by_path.get(rec.path)
+                if prev is not None:
+                    before = prev.node_digest
+                else:
+                    node = self.tree.nodes.get(rec.path or "/")
+                    before = node.digest_term(rec.path) if node is not None else 0
             after = 0 if rec.stat is None else digest_term(rec.path, rec.data, rec.stat)
             rec.node_digest = after
             d = (self.current_digest() - before + after) & _MASK64
@@ -221,7 +272,7 @@ class Preparer:
     def check_acl(self, acls: list[ACL] | None, perm: int, auth: list[Id]) -> None:
         if self.skip_acl:
             return
-        if not aclmod.check_acl(acls or [], perm, auth, providers=self.providers):
+        if not aclmod.check_acl(acls, perm, auth, providers=self.providers):
             raise KeeperError(Err.NOAUTH)
 
     @staticmethod
@@ -232,7 +283,7 @@ class Preparer:
         return path[:i]
 
     def _special(self, path: str) -> bool:
-        return path in ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config")
+        return path in _SPECIAL_PATHS
 
     @staticmethod
     def _validate(path: str) -> None:
@@ -273,127 +324,128 @@ class Preparer:
         """
         hdr = TxnHeader(session_id, cxid, zxid, now, op)
         try:
-            if op == OpCode.multi:
+            if op == _MULTI:
                 return self._prepare_multi(hdr, body, auth)
-            rec = self._decode(op, body)
+            decode = _DECODERS.get(op)
+            rec = decode(body, 0, self.maxbuf)[0] if decode is not None else None
             txn = self._txn(op, hdr, rec, auth, body)
             return Prepared(hdr, txn, 0, self._txn_digest())
         except KeeperError as e:
-            hdr.type = OpCode.error
+            hdr.type = _ERROR
             return Prepared(hdr, ErrorTxn(e.code), e.code)
         except (JuteError, UnicodeDecodeError, ValueError) as e:
             log.warning("Failed to process request type %s: %s", op, e)
-            hdr.type = OpCode.error
+            hdr.type = _ERROR
             return Prepared(hdr, ErrorTxn(Err.MARSHALLINGERROR), Err.MARSHALLINGERROR)
-
-    def _decode(self, op: int, body: bytes | memoryview) -> Record | None:
-        mb = self.maxbuf
-        if op in (OpCode.create, OpCode.create2, OpCode.createContainer):
-            return CreateRequest.decode(body, 0, mb)[0]
-        if op == OpCode.createTTL:
-            return CreateTTLRequest.decode(body, 0, mb)[0]
-        if op == OpCode.delete:
-            return DeleteRequest.decode(body, 0, mb)[0]
-        if op == OpCode.setData:
-            return SetDataRequest.decode(body, 0, mb)[0]
-        if op == OpCode.setACL:
-            return SetACLRequest.decode(body, 0, mb)[0]
-        if op == OpCode.check:
-            return CheckVersionRequest.decode(body, 0, mb)[0]
-        return None
 
     def _txn(self, op: int, hdr: TxnHeader, rec: Record | None, auth: list[Id],
              raw: bytes | memoryview = b"") -> Record | None:
-        zxid = hdr.zxid
-        if op in (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL):
-            return self._create(op, hdr, rec, auth)
-        if op == OpCode.delete:
-            path = rec.path
-            parent_path = self._parent(path)
-            if self._special(path):
-                raise KeeperError(Err.BADARGUMENTS, path)
-            parent = self.record_for(parent_path)
-            self.check_acl(parent.acl, Perms.DELETE, auth)
-            node = self.record_for(path)
-            self._check_version(node.stat.version, rec.version, path)
-            if node.child_count > 0:
-                raise KeeperError(Err.NOTEMPTY, path)
-            self._remove(zxid, parent, path)
-            return DeleteTxn(path)
-        if op == OpCode.deleteContainer:
-            path = str(bytes(raw), "utf-8", "replace")
-            parent_path = self._parent(path)
-            if self._special(path):
-                raise KeeperError(Err.BADARGUMENTS, path)
-            node = self.record_for(path)
-            if node.child_count > 0:
-                raise KeeperError(Err.NOTEMPTY, path)
-            if self._is_plain_ephemeral(node.stat.ephemeralOwner):
-                raise KeeperError(Err.BADVERSION, path)
-            self._remove(zxid, self.record_for(parent_path), path)
-            return DeleteTxn(path)
-        if op == OpCode.setData:
-            path = rec.path
-            self._validate(path)
-            node = self.record_for(path)
-            self.check_acl(node.acl, Perms.WRITE, auth)
-            self._check_quota(path, node.data, rec.data, OpCode.setData)
-            version = self._check_version(node.stat.version, rec.version, path)
-            new = node.duplicate(zxid)
-            new.stat.version = version
-            new.stat.mtime = hdr.time
-            new.stat.mzxid = zxid
-            new.data = rec.data
-            self._add(new)
-            return SetDataTxn(path, rec.data, version)
-        if op == OpCode.setACL:
-            path = rec.path
-            self._validate(path)
-            acls = self._fixup_acl(path, rec.acl, auth)
-            node = self.record_for(path)
-            self.check_acl(node.acl, Perms.ADMIN, auth)
-            version = self._check_version(node.stat.aversion, rec.version, path)
-            new = node.duplicate(zxid)
-            new.stat.aversion = version
-            new.acl = acls
-            self._add(new)
-            return SetACLTxn(path, acls, version)
-        if op == OpCode.check:
-            path = rec.path
-            self._validate(path)
-            node = self.record_for(path)
-            self.check_acl(node.acl, Perms.READ, auth)
-            return CheckVersionTxn(path, self._check_version(node.stat.version, rec.version, path))
-        if op == OpCode.reconfig:
-            if not self.reconfig_enabled:
-                raise KeeperError(Err.RECONFIGDISABLED)
-            if self.reconfig is not None:  # a leader (pyzk.core.reconfig)
-                return self.reconfig(self, hdr, raw, auth)
-            # A standalone server is not a quorum peer: Apache's cast to
-            # LeaderZooKeeperServer fails and the client gets Unimplemented.
+        """The txn of write ``op`` (request record ``rec``, raw body ``raw``)
+        against the tree and the outstanding changes; KeeperError if it fails."""
+        step = self._txn_by_op.get(op)
+        if step is None:
             raise KeeperError(Err.UNIMPLEMENTED)
+        return step(op, hdr, rec, auth, raw)
+
+    def _delete(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id],
+                raw: bytes | memoryview) -> Record:
+        path = rec.path
+        parent_path = self._parent(path)
+        if path in _SPECIAL_PATHS:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        parent = self.record_for(parent_path)
+        self.check_acl(parent.acl, _PERM_DELETE, auth)
+        node = self.record_for(path)
+        self._check_version(node.stat.version, rec.version, path)
+        if node.child_count > 0:
+            raise KeeperError(Err.NOTEMPTY, path)
+        self._remove(hdr.zxid, parent, path)
+        return DeleteTxn(path)
+
+    def _delete_container(self, op: int, hdr: TxnHeader, rec: Record | None, auth: list[Id],
+                          raw: bytes | memoryview) -> Record:
+        path = str(bytes(raw), "utf-8", "replace")
+        parent_path = self._parent(path)
+        if path in _SPECIAL_PATHS:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        node = self.record_for(path)
+        if node.child_count > 0:
+            raise KeeperError(Err.NOTEMPTY, path)
+        if self._is_plain_ephemeral(node.stat.ephemeralOwner):
+            raise KeeperError(Err.BADVERSION, path)
+        self._remove(hdr.zxid, self.record_for(parent_path), path)
+        return DeleteTxn(path)
+
+    def _set_data(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id],
+                  raw: bytes | memoryview) -> Record:
+        zxid = hdr.zxid
+        path = rec.path
+        self._validate(path)
+        node = self.record_for(path)
+        self.check_acl(node.acl, _PERM_WRITE, auth)
+        if self.enforce_quota:
+            self._check_quota(path, node.data, rec.data, OpCode.setData)
+        version = self._check_version(node.stat.version, rec.version, path)
+        new = node.duplicate(zxid)
+        stat = new.stat
+        stat.version = version
+        stat.mtime = hdr.time
+        stat.mzxid = zxid
+        new.data = rec.data
+        self._add(new, node)
+        return SetDataTxn(path, rec.data, version)
+
+    def _set_acl(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id],
+                 raw: bytes | memoryview) -> Record:
+        path = rec.path
+        self._validate(path)
+        acls = self._fixup_acl(path, rec.acl, auth)
+        node = self.record_for(path)
+        self.check_acl(node.acl, _PERM_ADMIN, auth)
+        version = self._check_version(node.stat.aversion, rec.version, path)
+        new = node.duplicate(hdr.zxid)
+        new.stat.aversion = version
+        new.acl = acls
+        self._add(new, node)
+        return SetACLTxn(path, acls, version)
+
+    def _check(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id],
+               raw: bytes | memoryview) -> Record:
+        path = rec.path
+        self._validate(path)
+        node = self.record_for(path)
+        self.check_acl(node.acl, _PERM_READ, auth)
+        return CheckVersionTxn(path, self._check_version(node.stat.version, rec.version, path))
+
+    def _reconfig(self, op: int, hdr: TxnHeader, rec: Record | None, auth: list[Id],
+                  raw: bytes | memoryview) -> Record:
+        if not self.reconfig_enabled:
+            raise KeeperError(Err.RECONFIGDISABLED)
+        if self.reconfig is not None:  # a leader (pyzk.core.reconfig)
+            return self.reconfig(self, hdr, raw, auth)
+        # A standalone server is not a quorum peer: Apache's cast to
+        # LeaderZooKeeperServer fails and the client gets Unimplemented.
         raise KeeperError(Err.UNIMPLEMENTED)
 
     def _remove(self, zxid: int, parent: ChangeRecord, path: str) -> None:
         p = parent.duplicate(zxid)
         p.child_count -= 1
         p.stat.pzxid = zxid
-        self._add(p)
+        self._add(p, parent)
         self._add(ChangeRecord(zxid, path, None, -1, None))
 
-    def _create(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id]) -> Record:
+    def _create(self, op: int, hdr: TxnHeader, rec: Record, auth: list[Id],
+                raw: bytes | memoryview = b"") -> Record:
         zxid = hdr.zxid
         flags = rec.flags
         path = rec.path
-        ttl = rec.ttl if op == OpCode.createTTL else -1
+        ttl = rec.ttl if op == _CREATE_TTL else -1
         if flags not in _VALID_FLAGS:
             raise KeeperError(Err.BADARGUMENTS, path)
-        mode = CreateMode(flags)
-        is_ttl = mode in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
-        sequential = mode in (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL,
-                              CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
-        ephemeral = mode in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
-        container = mode == CreateMode.CONTAINER
+        is_ttl = flags in _TTL_MODES
+        sequential = flags in _SEQUENTIAL_MODES
+        ephemeral = flags in _EPHEMERAL_MODES
+        container = flags == _CONTAINER_MODE
         if is_ttl and not self.extended_types:
             raise KeeperError(Err.UNIMPLEMENTED)
         try:
@@ -405,7 +457,7 @@ class Preparer:
         parent_path = self._parent(path)
         acls = self._fixup_acl(path, rec.acl, auth)
         parent = self.record_for(parent_path)
-        self.check_acl(parent.acl, Perms.CREATE, auth)
+        self.check_acl(parent.acl, _PERM_CREATE, auth)
         cversion = parent.stat.cversion
         if sequential:
             path = f"{path}{cversion:010d}"
@@ -414,15 +466,17 @@ class Preparer:
         if existing is not None:
             if existing.stat is not None:
                 raise KeeperError(Err.NODEEXISTS, path)
-        elif self.tree.get_node(path or "/") is not None:
+        elif self.tree.nodes.get(path or "/") is not None:
             raise KeeperError(Err.NODEEXISTS, path)
-        if self._is_plain_ephemeral(parent.stat.ephemeralOwner):
+        owner = parent.stat.ephemeralOwner
+        if owner and self._is_plain_ephemeral(owner):
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
         new_cversion = cversion + 1
-        self._check_quota(path, None, rec.data, OpCode.create)
-        if op == OpCode.createContainer:
+        if self.enforce_quota:
+            self._check_quota(path, None, rec.data, OpCode.create)
+        if op == _CREATE_CONTAINER:
             txn: Record = CreateContainerTxn(path, rec.data, acls, new_cversion)
-        elif op == OpCode.createTTL:
+        elif op == _CREATE_TTL:
             txn = CreateTTLTxn(path, rec.data, acls, new_cversion, ttl)
         else:
             txn = CreateTxn(path, rec.data, acls, ephemeral, new_cversion)
@@ -436,9 +490,10 @@ class Preparer:
             owner = 0
         p = parent.duplicate(zxid)
         p.child_count += 1
-        p.stat.cversion = new_cversion
-        p.stat.pzxid = zxid
-        self._add(p)
+        pstat = p.stat
+        pstat.cversion = new_cversion
+        pstat.pzxid = zxid
+        self._add(p, parent)
         stat = StatPersisted(zxid, zxid, hdr.time, hdr.time, 0, 0, 0, owner, zxid)
         self._add(ChangeRecord(zxid, path, stat, 0, acls, rec.data))
         return txn

@@ -142,34 +142,35 @@ class QuotaTrie:
     this path" equals "is this component prefix in the marked set".
     """
 
-    __slots__ = ("_marked",)
+    __slots__ = ("marked",)
 
     def __init__(self) -> None:
-        self._marked: set[tuple[str, ...]] = set()
+        #: the marked prefixes; read by DataTree as "is any quota set" without a call
+        self.marked: set[tuple[str, ...]] = set()
 
     def __bool__(self) -> bool:
-        return bool(self._marked)
+        return bool(self.marked)
 
     def add_path(self, path: str) -> None:
         if not path:
             raise ValueError(f"Invalid path: {path}")
-        self._marked.add(_components(path))
+        self.marked.add(_components(path))
 
     def delete_path(self, path: str) -> None:
         if not path:
             raise ValueError(f"Invalid path: {path}")
-        self._marked.discard(_components(path))
+        self.marked.discard(_components(path))
 
     def clear(self) -> None:
-        self._marked.clear()
+        self.marked.clear()
 
     def find_max_prefix(self, path: str) -> str:
         """Deepest marked prefix as "/a/b", or "/" when none."""
-        if not self._marked:
+        if not self.marked:
             return "/"
         comps = _components(path)
         for n in range(len(comps), 0, -1):
-            if comps[:n] in self._marked:
+            if comps[:n] in self.marked:
                 return "/" + "/".join(comps[:n])
         return "/"
 

@@ -475,7 +475,7 @@ class DataTree:
                     log.error("Cannot track a quota for limit node %s", path)
             if child_name == STAT_NODE:
                 self._update_quota_for_path(trim_quota_path(parent_name))
-        if self.quota_trie:
+        if self.quota_trie.marked:
             prefix = self.max_prefix_with_quota(path)
             if prefix is not None:
                 self._update_quota_stat(prefix, 0 if data is None else len(data), 1)
@@ -545,7 +545,7 @@ class DataTree:
                 self.quota_trie.delete_path(trim_quota_path(parent_name))
             except ValueError:
                 log.error("Cannot untrack the quota of limit node %s", path)
-        if self.quota_trie:
+        if self.quota_trie.marked:
             prefix = self.max_prefix_with_quota(path)
             if prefix is not None:
                 self._update_quota_stat(prefix, -data_len, -1)
@@ -579,7 +579,7 @@ class DataTree:
         self._post_change(path, node)
         stat = node.stat(self.extended_types)
         new_len = 0 if data is None else len(data)
-        if self.quota_trie:
+        if self.quota_trie.marked:
             prefix = self.max_prefix_with_quota(path)
             if prefix is not None:
                 self._update_quota_stat(prefix, new_len - old_len, 0)

@@ -280,9 +280,13 @@ def _build(name: str, fields: list[tuple[str, str]], ns: dict[str, object]) -> t
                 _elem_code(t, f"_{f}", dec, "    ", ns)
     if len(enc) == 1:
         enc.append("    pass")
+    # copy() field by field, not through getattr over FIELDS: stats are
+    # copied once per write on the hot path
+    cpy = ["def copy(self):",
+           f"    return _cls_{name}({', '.join(f'self.{f}' for f in names)})"]
     ctor = ", ".join(f"_{f}" for f in names)
     dec.append(f"    return _cls_{name}({ctor}), pos")
-    code = "\n".join(src + enc + dec) + "\n"
+    code = "\n".join(src + enc + dec + cpy) + "\n"
     local: dict[str, Any] = {}
     exec(compile(code, f"<jute {name}>", "exec"), ns, local)  # noqa: S102 - generated from SCHEMA
     cls = type(
@@ -295,6 +299,7 @@ def _build(name: str, fields: list[tuple[str, str]], ns: dict[str, object]) -> t
             "__init__": local["__init__"],
             "encode": local["encode"],
             "decode": staticmethod(local["decode"]),
+            "copy": local["copy"],
             "__module__": __name__,
         },
     )
