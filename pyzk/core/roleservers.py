@@ -35,6 +35,12 @@ from pyzk.txnlog.txn import decode_txn
 from pyzk.zab import actions as A
 from pyzk.zab.packets import ForwardedRequest
 
+# Plain ints for comparisons on hot paths: an IntEnum member costs an
+# attribute lookup through its metaclass each time it is named.
+_OP_CLOSESESSION = int(OpCode.closeSession)
+_OP_CREATESESSION = int(OpCode.createSession)
+_OP_SYNC = int(OpCode.sync)
+
 log = logging.getLogger(__name__)
 
 _INT = struct.Struct(">i")
@@ -103,7 +109,7 @@ class LeaderServer(RoleServer):
 
     def write(self, conn: Any, xid: int, op: int, body: bytes, now: float) -> None:
         sid = conn.session_id
-        if op != OpCode.closeSession and not self._owned_by(sid, LOCAL):
+        if op != _OP_CLOSESESSION and not self._owned_by(sid, LOCAL):
             entry = Entry(conn, xid, op, body, self._session_moved(sid, xid, op), now)
             conn.inflight.append(entry)
             self.stats.outstanding += 1
@@ -123,8 +129,8 @@ class LeaderServer(RoleServer):
 
     def committed(self, zxid: int) -> None:
         entry = self.proposed.get(zxid)
-        if (entry is not None and entry.op == OpCode.closeSession
-                and entry.prepared.hdr.type == OpCode.closeSession):
+        if (entry is not None and entry.op == _OP_CLOSESESSION
+                and entry.prepared.hdr.type == _OP_CLOSESESSION):
             self.owners.pop(entry.prepared.hdr.clientId, None)
         super().committed(zxid)
 
@@ -136,12 +142,12 @@ class LeaderServer(RoleServer):
         if op not in WRITE_OPS:
             log.warning("Ignoring a forwarded request of type %d", op)
             return
-        if op == OpCode.createSession:
+        if op == _OP_CREATESESSION:
             if owner is not None:
                 self.owners[sid] = owner
             timeout = _INT.unpack_from(req.request, 0)[0] if len(req.request) >= 4 else 0
             self.sessions.add(sid, timeout, int(now))
-        elif op != OpCode.closeSession:
+        elif op != _OP_CLOSESESSION:
             if owner is not None and not self._owned_by(sid, owner):
                 self.submit(Entry(None, req.cxid, op, req.request,
                                   self._session_moved(sid, req.cxid, op), now))
@@ -246,7 +252,7 @@ class LearnerServer(RoleServer):
     # -- requests ------------------------------------------------------------------
 
     def request(self, conn: Any, frame: bytes) -> None:
-        if len(frame) >= 8 and _REQ_HDR.unpack_from(frame, 0)[1] == OpCode.sync:
+        if len(frame) >= 8 and _REQ_HDR.unpack_from(frame, 0)[1] == _OP_SYNC:
             xid = _REQ_HDR.unpack_from(frame, 0)[0]
             self.stats.packets_received += 1
             now = self.now_ms()
@@ -261,7 +267,7 @@ class LearnerServer(RoleServer):
         super().request(conn, frame)
 
     def write(self, conn: Any, xid: int, op: int, body: bytes, now: float) -> None:
-        if op == OpCode.closeSession:
+        if op == _OP_CLOSESESSION:
             self.sessions.set_closing(conn.session_id)
         conn.inflight.append(Entry(conn, xid, op, body, FORWARDED, now))
         self.stats.outstanding += 1
@@ -284,12 +290,12 @@ class LearnerServer(RoleServer):
         prepared = Prepared(hdr, txn, err, digest)
         sid = hdr.clientId
         now = self.now_ms()
-        if hdr.type == OpCode.createSession:
+        if hdr.type == _OP_CREATESESSION:
             self.sessions.add(sid, txn.timeOut, int(now))
         conn = self.conn_by_session.get(sid)
         if conn is not None and not conn.closed and conn.inflight:
             head = conn.inflight[0]
-            if head.prepared is FORWARDED and head.xid == hdr.cxid and head.op != OpCode.sync:
+            if head.prepared is FORWARDED and head.xid == hdr.cxid and head.op != _OP_SYNC:
                 head.prepared = prepared
                 self.apply(head)
                 return

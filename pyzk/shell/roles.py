@@ -127,13 +127,6 @@ class _Link(PacketLink):
         return f"<quorum link {self.remote}>"
 
 
-def _flush(out: dict[Any, list[bytes]]) -> None:
-    """Write the packets gathered per link, one write per link, and forget them."""
-    for link, chunks in out.items():
-        link.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-    out.clear()
-
-
 class _Role:
     """What leader and learner roles share: log, timers, lifecycle."""
 
@@ -461,33 +454,27 @@ class LeaderRole(_Role):
         self.execute(self.core.propose(entry))
 
     def execute(self, actions: list[A.Action]) -> None:
-        # Consecutive packets to one learner go out in one write (a DIFF is a
-        # PROPOSAL and a COMMIT per txn; one write each was a syscall each).
-        # They are flushed before any other action, which keeps every
-        # learner's packets in the order the core produced them.
-        out: dict[Any, list[bytes]] = {}
+        # Packets to a learner are queued on its link in the core's order and
+        # written once per loop iteration (pyzk.shell.packetlink): a DIFF is a
+        # PROPOSAL and a COMMIT per txn, a write load two or three packets per
+        # write per follower, from separate core calls.
         # A PROPOSAL or COMMIT goes to every follower as one packet object:
         # encoded once, its bytes reused for the next Send of the same object.
         last_packet: Any = None
         last_bytes = b""
         for a in actions:
             t = type(a)
-            if t is A.Send or t is A.SendCommitted:
-                if t is A.SendCommitted:
-                    data = encode_committed(a.entries)
-                elif a.packet is last_packet:
+            if t is A.Send:
+                if a.packet is last_packet:
                     data = last_bytes
                 else:
                     last_packet = a.packet
                     data = last_bytes = encode_packet(last_packet)
-                chunks = out.get(a.peer)
-                if chunks is None:
-                    out[a.peer] = [data]
-                else:
-                    chunks.append(data)
+                a.peer.send(data)
                 continue
-            if out:
-                _flush(out)
+            if t is A.SendCommitted:
+                a.peer.send(encode_committed(a.entries))
+                continue
             if t is A.LogTxn:
                 assert self.log is not None
                 self.log.append_encoded(a.entry.zxid, a.entry.data)
@@ -529,8 +516,6 @@ class LeaderRole(_Role):
                 self.peer.process_reconfig(a.verifier, a.designated_leader, a.zxid)
             elif t is A.ConfigSeen:
                 pass
-        if out:
-            _flush(out)
 
     def _activate_initial_config(self, epoch: int) -> None:
         """Leader.lead and startZkServer with reconfigEnabled (ZOOKEEPER-1783): a
@@ -740,7 +725,7 @@ class LearnerRole(_Role):
             if t is A.Send:
                 sends.append(encode_packet(a.packet))
                 if len(sends) >= _SEND_RUN:
-                    self._send_all(sends)
+                    self._send_all(sends, now=True)
                 continue
             if sends and t is not A.LogTxn:
                 self._send_all(sends)
@@ -789,10 +774,13 @@ class LearnerRole(_Role):
             self._send_all(sends)
         return []
 
-    def _send_all(self, sends: list[bytes]) -> None:
-        """Write the gathered packets to the leader in one go, and forget them."""
+    def _send_all(self, sends: list[bytes], now: bool = False) -> None:
+        """Queue the gathered packets to the leader (written at the end of the
+        loop iteration, or ``now``), and forget them."""
         if self.link is not None:
             self.link.send(sends[0] if len(sends) == 1 else b"".join(sends))
+            if now:
+                self.link.flush()
         sends.clear()
 
     def _config_seen(self, a: A.ConfigSeen) -> None:

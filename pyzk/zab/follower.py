@@ -55,6 +55,21 @@ from pyzk.zab.packets import PacketType, SnapTransfer
 from pyzk.zab.snapstream import WireSnapshot
 from pyzk.zab.zxid import COUNTER_MASK, epoch_of, hexz, is_epoch_start, make_zxid
 
+# Plain ints for comparisons on hot paths: an IntEnum member costs an
+# attribute lookup through its metaclass each time it is named.
+_PT_COMMITANDACTIVATE = int(PacketType.COMMITANDACTIVATE)
+_PT_DIFF = int(PacketType.DIFF)
+_PT_INFORM = int(PacketType.INFORM)
+_PT_INFORMANDACTIVATE = int(PacketType.INFORMANDACTIVATE)
+_PT_LEADERINFO = int(PacketType.LEADERINFO)
+_PT_NEWLEADER = int(PacketType.NEWLEADER)
+_PT_PING = int(PacketType.PING)
+_PT_REVALIDATE = int(PacketType.REVALIDATE)
+_PT_SNAP = int(PacketType.SNAP)
+_PT_SYNC = int(PacketType.SYNC)
+_PT_TRUNC = int(PacketType.TRUNC)
+_PT_UPTODATE = int(PacketType.UPTODATE)
+
 log = logging.getLogger(__name__)
 
 DISCOVERY = "DISCOVERY"
@@ -316,7 +331,7 @@ class LearnerCore:
 
     def _on_discovery(self, packet: QuorumPacket) -> None:
         new_epoch = epoch_of(packet.zxid)
-        if packet.type != PacketType.LEADERINFO:
+        if packet.type != _PT_LEADERINFO:
             # A pre-Zab-1.0 leader would start with NEWLEADER; 3.4+ never does.
             self._shutdown(f"First packet should have been LEADERINFO, got "
                            f"{P.packet_to_string(packet)}")
@@ -340,18 +355,18 @@ class LearnerCore:
 
     def _on_sync_mode(self, packet: QuorumPacket, snapshot: WireSnapshot | None) -> None:
         t = packet.type
-        if t == PacketType.DIFF:
+        if t == _PT_DIFF:
             log.info("Getting a diff from the leader 0x%s", hexz(packet.zxid))
             self._snapshot_needed = False
             self.sync_kind = "DIFF"
-        elif t == PacketType.SNAP:
+        elif t == _PT_SNAP:
             if snapshot is None:
                 raise P.PacketError("SNAP without its snapshot")
             log.info("Getting a snapshot from leader 0x%s", hexz(packet.zxid))
             self.sync_kind = "SNAP"
             self._out.append(LoadSnapshot(snapshot))
             self._sync_snapshot = True
-        elif t == PacketType.TRUNC:
+        elif t == _PT_TRUNC:
             self.sync_kind = "TRUNC"
             self._out.append(Truncate(packet.zxid))
         else:
@@ -365,7 +380,7 @@ class LearnerCore:
         """A PROPOSAL's txn, noted as queued; a reconfig's config is reported."""
         entry = Entry(P.txn_zxid(packet.data), packet.data or b"")
         self._queued(entry.zxid)
-        if _txn_type(entry.data) == OpCode.reconfig:
+        if _txn_type(entry.data) == _RECONFIG:
             text = _reconfig_text(entry.data)
             if text is not None:
                 self._out.append(ConfigSeen(text, False))
@@ -373,16 +388,16 @@ class LearnerCore:
 
     def _on_sync(self, packet: QuorumPacket) -> None:
         t = packet.type
-        if t == PacketType.PROPOSAL:
+        if t == _PROPOSAL:
             entry = self._proposal_entry(packet)
             self._not_committed.append(entry)
-        elif t in (PacketType.COMMIT, PacketType.COMMITANDACTIVATE):
+        elif t in (_COMMIT, _PT_COMMITANDACTIVATE):
             # 3.8.0 peeks without checking and dies of a NullPointerException when a
             # COMMIT comes between NEWLEADER and UPTODATE; 3.8.1 (ZOOKEEPER-4394)
             # checks, and so does pyzk.
             pif = self._not_committed[0] if self._not_committed else None
             if pif is not None and pif.zxid == packet.zxid \
-                    and t == PacketType.COMMITANDACTIVATE:
+                    and t == _PT_COMMITANDACTIVATE:
                 leader, _ = P.parse_activate(packet)
                 text = _reconfig_text(pif.data)
                 if text is not None:
@@ -396,8 +411,8 @@ class LearnerCore:
                     self._not_committed.popleft()
             else:
                 self._committed.append(packet.zxid)
-        elif t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
-            if t == PacketType.INFORMANDACTIVATE:
+        elif t in (_PT_INFORM, _PT_INFORMANDACTIVATE):
+            if t == _PT_INFORMANDACTIVATE:
                 leader, data = P.parse_activate(packet)
                 entry = Entry(P.txn_zxid(data), data)
                 text = _reconfig_text(data)
@@ -411,9 +426,9 @@ class LearnerCore:
             else:
                 self._not_committed.append(entry)
                 self._committed.append(packet.zxid)
-        elif t == PacketType.NEWLEADER:
+        elif t == _PT_NEWLEADER:
             self._on_newleader(packet)
-        elif t == PacketType.UPTODATE:
+        elif t == _PT_UPTODATE:
             self._on_uptodate()
         # Apache's sync loop ignores anything else (PING included) until UPTODATE.
 
@@ -492,16 +507,16 @@ class LearnerCore:
 
     def _on_broadcast(self, packet: QuorumPacket) -> None:
         t = packet.type
-        if t == PacketType.PING:
+        if t == _PT_PING:
             touches = P.encode_touches(self._touches)
             self._touches = {}
             self._send(P.ping_packet(packet.zxid, touches, packet.authinfo))
-        elif t == PacketType.REVALIDATE:
+        elif t == _PT_REVALIDATE:
             session_id, valid = P.parse_revalidate_reply(packet)
             self._out.append(SessionValidated(session_id, valid))
-        elif t == PacketType.SYNC:
+        elif t == _PT_SYNC:
             self._out.append(SyncDone())
-        elif t == PacketType.UPTODATE:
+        elif t == _PT_UPTODATE:
             log.error("Received an UPTODATE message after %s started",
                       "Observer" if self.observer else "Follower")
         elif self.observer:
@@ -511,12 +526,12 @@ class LearnerCore:
 
     def _follower_packet(self, packet: QuorumPacket) -> None:
         t = packet.type
-        if t == PacketType.PROPOSAL:
+        if t == _PROPOSAL:
             entry = self._proposal_entry(packet)
             self._log(entry)
-        elif t == PacketType.COMMIT:
+        elif t == _COMMIT:
             self._commit(packet.zxid)
-        elif t == PacketType.COMMITANDACTIVATE:
+        elif t == _PT_COMMITANDACTIVATE:
             leader, _ = P.parse_activate(packet)
             if self.pending:
                 text = _reconfig_text(self.pending[0].data)
@@ -528,13 +543,13 @@ class LearnerCore:
 
     def _observer_packet(self, packet: QuorumPacket) -> None:
         t = packet.type
-        if t == PacketType.PROPOSAL:
+        if t == _PROPOSAL:
             log.warning("Ignoring proposal")
-        elif t == PacketType.COMMIT:
+        elif t == _COMMIT:
             log.warning("Ignoring commit")
-        elif t in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
+        elif t in (_PT_INFORM, _PT_INFORMANDACTIVATE):
             data = packet.data or b""
-            if t == PacketType.INFORMANDACTIVATE:
+            if t == _PT_INFORMANDACTIVATE:
                 leader, data = P.parse_activate(packet)
                 text = _reconfig_text(data)
                 if text is not None:

@@ -50,6 +50,17 @@ from pyzk.zab.history import CommittedLog, TxnLogReader, needs_txnlog, plan_sync
 from pyzk.zab.packets import PacketType
 from pyzk.zab.zxid import COUNTER_MASK, epoch_of, hexz, is_epoch_start, make_zxid
 
+# Plain ints for comparisons on hot paths: an IntEnum member costs an
+# attribute lookup through its metaclass each time it is named.
+_PT_ACK = int(PacketType.ACK)
+_PT_ACKEPOCH = int(PacketType.ACKEPOCH)
+_PT_FOLLOWERINFO = int(PacketType.FOLLOWERINFO)
+_PT_OBSERVERINFO = int(PacketType.OBSERVERINFO)
+_PT_PING = int(PacketType.PING)
+_PT_PROPOSAL = int(PacketType.PROPOSAL)
+_PT_REQUEST = int(PacketType.REQUEST)
+_PT_REVALIDATE = int(PacketType.REVALIDATE)
+
 log = logging.getLogger(__name__)
 
 
@@ -259,7 +270,7 @@ class LeaderCore:
         return out
 
     def _send(self, h: _Handler, packet: QuorumPacket) -> None:
-        if packet.type == PacketType.PROPOSAL:
+        if packet.type == _PT_PROPOSAL:
             h.limit.update_proposal(packet.zxid, self.now)
         self._out.append(Send(h.peer, packet))
 
@@ -639,7 +650,7 @@ class LeaderCore:
         if h.state == AWAIT_INFO:
             self._on_learner_info(h, packet)
         elif h.state == AWAIT_ACKEPOCH:
-            if t != PacketType.ACKEPOCH:
+            if t != _PT_ACKEPOCH:
                 self._kill(h, f"{P.packet_to_string(packet)} is not ACKEPOCH")
                 return
             try:
@@ -651,7 +662,7 @@ class LeaderCore:
             h.read_deadline = None
             self._wait_for_epoch_ack(h.sid, ss, h)
         elif h.state == AWAIT_NEWLEADER_ACK:
-            if t != PacketType.ACK:
+            if t != _PT_ACK:
                 self._kill(h, "Next packet was supposed to be an ACK, but received packet: "
                            + P.packet_to_string(packet))
                 return
@@ -662,7 +673,7 @@ class LeaderCore:
 
     def _on_learner_info(self, h: _Handler, packet: QuorumPacket) -> None:
         t = packet.type
-        if t not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
+        if t not in (_PT_FOLLOWERINFO, _PT_OBSERVERINFO):
             self._kill(h, f"First packet {packet!r} is not FOLLOWERINFO or OBSERVERINFO!")
             return
         info = P.parse_learner_info(packet.data)
@@ -675,7 +686,7 @@ class LeaderCore:
         else:
             h.sid = info.sid
         h.version = info.protocol_version
-        h.observer = t == PacketType.OBSERVERINFO
+        h.observer = t == _PT_OBSERVERINFO
         h.first_zxid = packet.zxid
         h.peer_last_zxid = packet.zxid
         h.read_deadline = None
@@ -686,17 +697,17 @@ class LeaderCore:
         h.read_deadline = self.now + self._ms(self.sync_limit)
         t = packet.type
         try:
-            if t == PacketType.ACK:
+            if t == _PT_ACK:
                 h.limit.update_ack(packet.zxid)
                 self._process_ack(h.sid, packet.zxid)
-            elif t == PacketType.PING:
+            elif t == _PT_PING:
                 touches = P.decode_touches(packet.data)
                 if touches:
                     self._out.append(TouchSessions(h.peer, touches))
-            elif t == PacketType.REVALIDATE:
+            elif t == _PT_REVALIDATE:
                 session_id, timeout = P.parse_revalidate(packet)
                 self._out.append(CheckSession(h.peer, session_id, timeout, packet))
-            elif t == PacketType.REQUEST:
+            elif t == _PT_REQUEST:
                 self._out.append(SubmitRequest(h.peer, P.parse_request(packet)))
             else:
                 log.warning("unexpected quorum packet, type: %s", P.packet_to_string(packet))
