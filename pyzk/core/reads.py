@@ -94,6 +94,8 @@ class Reads:
         self.ext = tree.extended_types
         self.skip_acl = skip_acl
         self.maxbuf = maxbuf
+        #: "<ns>_read_per_namespace" by namespace, made once each
+        self._ns_read_names: dict[str, str] = {}
         self.handlers: dict[int, Handler] = {
             OpCode.getData: self.get_data,
             OpCode.exists: self.exists,
@@ -125,7 +127,10 @@ class Reads:
             return
         ns = top_namespace(path)
         if ns is not None:
-            observe(self.stats, f"{ns}_read_per_namespace", len(path) + nbytes + 68)
+            name = self._ns_read_names.get(ns)
+            if name is None:
+                name = self._ns_read_names[ns] = f"{ns}_read_per_namespace"
+            observe(self.stats, name, len(path) + nbytes + 68)
 
     # Each handler appends the encoded response body to ``out``.
 
