@@ -1,0 +1,79 @@
+"""PacketLink: what is sent in one loop iteration goes out in one write, in
+order, and a close writes what is queued before it closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyzk.shell.packetlink import PacketLink
+
+pytestmark = pytest.mark.server
+
+
+class _Transport:
+    """The part of asyncio.Transport a link uses, recording its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+
+
+def _link() -> tuple[PacketLink, _Transport]:
+    link = PacketLink()
+    t = _Transport()
+    link.transport = t  # type: ignore[assignment]
+    return link, t
+
+
+def test_sends_of_one_iteration_go_out_in_one_write_in_order() -> None:
+    async def scenario() -> list[list[tuple[str, bytes]]]:
+        link, t = _link()
+        link.send(b"PROPOSAL1")
+        link.send(b"COMMIT0")
+        link.send(b"PROPOSAL2")
+        seen = [list(t.calls)]  # nothing written inside the iteration
+        await asyncio.sleep(0)
+        seen.append(list(t.calls))
+        link.send(b"COMMIT1")
+        await asyncio.sleep(0)
+        seen.append(list(t.calls))
+        return seen
+
+    before, first, second = asyncio.run(scenario())
+    assert before == []
+    assert first == [("write", b"PROPOSAL1COMMIT0PROPOSAL2")]
+    assert second == [("write", b"PROPOSAL1COMMIT0PROPOSAL2"), ("write", b"COMMIT1")]
+
+
+def test_close_writes_what_is_queued_first_and_nothing_after() -> None:
+    async def scenario() -> list[tuple[str, bytes]]:
+        link, t = _link()
+        link.send(b"ACK")
+        link.close()
+        link.send(b"late")
+        link.close()
+        await asyncio.sleep(0)
+        assert link.closed
+        return t.calls
+
+    assert asyncio.run(scenario()) == [("write", b"ACK"), ("close", b"")]
+
+
+def test_flush_writes_at_once_and_the_loop_then_has_nothing_left() -> None:
+    async def scenario() -> list[tuple[str, bytes]]:
+        link, t = _link()
+        link.send(b"a")
+        link.send(b"b")
+        link.flush()
+        link.send(b"c")
+        await asyncio.sleep(0)
+        return t.calls
+
+    assert asyncio.run(scenario()) == [("write", b"ab"), ("write", b"c")]
