@@ -80,8 +80,8 @@ _MULTI_WRITE_OPS = frozenset({
 _MASK64 = (1 << 64) - 1
 
 _VALID_FLAGS = frozenset(int(m) for m in CreateMode)
-# Plain ints for the hot paths (an IntEnum member costs an attribute lookup
-# and a subclass-first __eq__ at every comparison).
+# Plain ints for the hot paths (naming an IntEnum member is an attribute
+# lookup through the enum's metaclass at every comparison).
 _TTL_MODES = frozenset({int(CreateMode.PERSISTENT_WITH_TTL),
                         int(CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)})
 _SEQUENTIAL_MODES = frozenset({int(CreateMode.PERSISTENT_SEQUENTIAL),
