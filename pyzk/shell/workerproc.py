@@ -100,6 +100,9 @@ class WorkerServer(LearnerServer):
 class _OrdererLink(PacketLink):
     """The worker's end of its connection to the orderer."""
 
+    #: written at once, as the orderer's end is (pyzk.shell.packetlink)
+    gather = False
+
     def __init__(self, shell: WorkerShell) -> None:
         self.shell = shell
         self.stream = LearnerStream()

@@ -170,6 +170,10 @@ class _FeedLink(PacketLink):
     """The orderer's end of one worker's connection: the secret, then Zab
     packets as a leader reads them from a learner."""
 
+    #: written at once: an INFORM must leave before the orderer answers the
+    #: client that wrote (pyzk.shell.packetlink)
+    gather = False
+
     def __init__(self, feed: WorkerFeed) -> None:
         self.feed = feed
         self.stream = PacketStream()

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from pyzk.shell.packetlink import PacketLink
+from pyzk.shell.packetlink import DIRECT_WRITE, PacketLink
 
 pytestmark = pytest.mark.server
 
@@ -77,3 +77,35 @@ def test_flush_writes_at_once_and_the_loop_then_has_nothing_left() -> None:
         return t.calls
 
     assert asyncio.run(scenario()) == [("write", b"ab"), ("write", b"c")]
+
+
+def test_a_large_send_is_written_at_once_after_what_is_queued() -> None:
+    big = b"S" * DIRECT_WRITE
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        link, t = _link()
+        link.send(b"SNAP-header")
+        link.send(big)
+        link.send(b"NEWLEADER")
+        await asyncio.sleep(0)
+        return t.calls
+
+    calls = asyncio.run(scenario())
+    assert calls == [("write", b"SNAP-header"), ("write", big), ("write", b"NEWLEADER")]
+
+
+def test_a_link_that_does_not_gather_writes_at_every_send() -> None:
+    class Immediate(PacketLink):
+        gather = False
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        link = Immediate()
+        t = _Transport()
+        link.transport = t  # type: ignore[assignment]
+        link.send(b"INFORM1")
+        link.send(b"INFORM2")
+        assert t.calls == [("write", b"INFORM1"), ("write", b"INFORM2")]
+        await asyncio.sleep(0)
+        return t.calls
+
+    assert asyncio.run(scenario()) == [("write", b"INFORM1"), ("write", b"INFORM2")]
