@@ -19,6 +19,7 @@ percentile reservoirs draw from a private, seeded generator.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import TYPE_CHECKING
 
@@ -121,10 +122,15 @@ class Summary:
 
     Percentiles come from a uniform reservoir of 4096 samples, as Apache's
     ResettableUniformReservoir; its replacement choices use a private,
-    seeded generator so runs are reproducible.
+    seeded generator so runs are reproducible. Where Apache draws a random
+    number per sample (Algorithm R), this draws how many samples to pass
+    over until the next replacement (Li's Algorithm L, the same uniform
+    sample): every read and write adds to one of these, and a draw per
+    request was a visible share of a request's cost.
     """
 
-    __slots__ = ("count", "total", "min", "max", "percentiles", "_reservoir", "_seen", "_rng")
+    __slots__ = ("count", "total", "min", "max", "percentiles", "_reservoir", "_seen", "_rng",
+                 "_next", "_w")
     RESERVOIR_SIZE = 4096
 
     def __init__(self, percentiles: bool = False, sampled: bool = False) -> None:
@@ -143,6 +149,10 @@ class Summary:
         self.min = _LONG_MAX
         self.max = -_LONG_MAX - 1
         self._seen = 0
+        #: Algorithm L's state: the sample count at which the next
+        #: replacement happens, and its running weight
+        self._next = 0
+        self._w = 1.0
         if self._reservoir is not None:
             self._reservoir = []
 
@@ -159,11 +169,23 @@ class Summary:
             self._seen += 1
             if len(res) < self.RESERVOIR_SIZE:
                 res.append(value)
-            else:
+                if len(res) == self.RESERVOIR_SIZE:
+                    self._skip()
+            elif self._seen == self._next:
                 assert self._rng is not None
-                r = self._rng.randrange(self._seen)
-                if r < self.RESERVOIR_SIZE:
-                    res[r] = value
+                res[self._rng.randrange(self.RESERVOIR_SIZE)] = value
+                self._skip()
+
+    def _skip(self) -> None:
+        """Algorithm L: draw the next sample number that replaces one."""
+        assert self._rng is not None
+        rnd = self._rng.random
+        k = self.RESERVOIR_SIZE
+        self._w *= math.exp(math.log(1.0 - rnd()) / k)
+        w = self._w
+        # 1 - rnd() is in (0, 1]: never log(0); w < 1 unless the draw was 1.0
+        gap = math.floor(math.log(1.0 - rnd()) / math.log1p(-w)) if w < 1.0 else 0
+        self._next = self._seen + gap + 1
 
     def avg(self) -> float:
         return java_round4(self.total / self.count) if self.count else 0.0

@@ -211,6 +211,17 @@ class Preparer:
             raise KeeperError(Err.NONODE, path)
         return rec
 
+    @staticmethod
+    def _next_change(rec: ChangeRecord, zxid: int) -> ChangeRecord:
+        """The record txn ``zxid`` changes ``rec``'s node in: a record
+        :meth:`record_for` just made from the tree (zxid -1, held by no table)
+        is taken over as it is; an outstanding one is duplicated, since it
+        stays what the txn before made of the node."""
+        if rec.zxid == -1:
+            rec.zxid = zxid
+            return rec
+        return rec.duplicate(zxid)
+
     def _add(self, rec: ChangeRecord, replaces: ChangeRecord | None = None) -> None:
         """Add a change record; ``replaces`` is the record (from
         :meth:`record_for`) ``rec`` duplicates, whose digest term it carries."""
@@ -386,7 +397,7 @@ class Preparer:
         if self.enforce_quota:
             self._check_quota(path, node.data, rec.data, OpCode.setData)
         version = self._check_version(node.stat.version, rec.version, path)
-        new = node.duplicate(zxid)
+        new = self._next_change(node, zxid)
         stat = new.stat
         stat.version = version
         stat.mtime = hdr.time
@@ -488,7 +499,7 @@ class Preparer:
             owner = hdr.clientId
         else:
             owner = 0
-        p = parent.duplicate(zxid)
+        p = self._next_change(parent, zxid)
         p.child_count += 1
         pstat = p.stat
         pstat.cversion = new_cversion

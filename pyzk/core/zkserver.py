@@ -54,7 +54,6 @@ from pyzk.jute.records import (
     GetDataResponse,
     GetSASLRequest,
     Id,
-    SetACLResponse,
     SetDataResponse,
     SetSASLResponse,
     TxnHeader,
@@ -107,11 +106,9 @@ _WRITE_OPS = frozenset(int(o) for o in WRITE_OPS)
 _WRITE_STAT_INTS = frozenset(int(o) for o in _WRITE_STAT_OPS)
 
 
-def _stat_reply(cls: type) -> Callable[[Any, Any, bytearray], None]:
-    """A reply whose body is one record of the txn result's stat."""
-    def encode(rc: Any, prepared: Any, out: bytearray) -> None:
-        cls(rc.stat).encode(out)
-    return encode
+def _stat_reply(rc: Any, prepared: Any, out: bytearray) -> None:
+    """SetDataResponse, SetACLResponse: the body is the Stat alone."""
+    rc.stat.encode(out)
 
 
 def _create_reply(rc: Any, prepared: Any, out: bytearray) -> None:
@@ -127,18 +124,15 @@ def _reconfig_reply(rc: Any, prepared: Any, out: bytearray) -> None:
     GetDataResponse(prepared.txn.data, rc.stat).encode(out)
 
 
-def _empty_reply(rc: Any, prepared: Any, out: bytearray) -> None:
-    """delete, deleteContainer: no body."""
-
-
-#: The body of a successful write's reply, by op (multi and check apart).
+#: The body of a successful write's reply, by op (multi and check apart;
+#: delete and deleteContainer answer with no body).
 _WRITE_REPLIES: dict[int, Callable[[Any, Any, bytearray], None]] = {
     int(OpCode.create): _create_reply,
     int(OpCode.create2): _create2_reply,
     int(OpCode.createTTL): _create2_reply,
     int(OpCode.createContainer): _create2_reply,
-    int(OpCode.setData): _stat_reply(SetDataResponse),
-    int(OpCode.setACL): _stat_reply(SetACLResponse),
+    int(OpCode.setData): _stat_reply,
+    int(OpCode.setACL): _stat_reply,
     int(OpCode.reconfig): _reconfig_reply,
 }
 
@@ -450,7 +444,7 @@ class ZooKeeperServer:
         this server or forwarded by a learner: the next zxid and its txn (an
         error txn when the request fails). ``body`` of a createSession is its
         timeout, as a learner's REQUEST carries it."""
-        self.zxid = zxid = self.zxid + 1
+        zxid = self.next_zxid()
         wall = self.wall_ms()
         if op == _CREATE_SESSION:
             timeout = _INT.unpack_from(body, 0)[0] if len(body) >= 4 else 0

@@ -59,6 +59,24 @@ def test_summary_reservoir_is_bounded_and_reproducible() -> None:
     assert runs[0] == runs[1]
 
 
+def test_summary_reservoir_stays_a_uniform_sample_of_everything_added() -> None:
+    """Samples past the reservoir's size replace old ones at the rate a
+    uniform sample needs (a reservoir that kept only the first 4096 would
+    put the median near 2048, one that kept the last near 198,000)."""
+    s = Summary(percentiles=True)
+    n = 200_000
+    for v in range(n):
+        s.add(v)
+    assert len(s._reservoir or ()) == Summary.RESERVOIR_SIZE  # noqa: SLF001
+    assert abs(s.quantile(0.5) - n / 2) < n * 0.03
+    assert abs(s.quantile(0.99) - n * 0.99) < n * 0.005
+    assert abs(s.quantile(0.05) - n * 0.05) < n * 0.01
+    s.reset()
+    for v in range(10):
+        s.add(v)
+    assert s.quantile(0.5) in (4, 5)
+
+
 def test_observe_count_and_reset_server_stats() -> None:
     stats = ServerStats()
     observe(stats, "readlatency", 3)
