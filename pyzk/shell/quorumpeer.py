@@ -46,6 +46,8 @@ from pyzk.shell.datadir import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
     read_epochs,
+    read_long_file,
+    version_dir,
     write_accepted_epoch,
     write_current_epoch,
 )
@@ -88,8 +90,17 @@ def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int]:
                  "happen when you are upgrading your installation", CURRENT_EPOCH, current)
         write_current_epoch(data_dir, current)
     if zxid_epoch > current:
-        raise RecoveryError(f"The current epoch, {current:x}, is older than the last zxid, "
-                            f"{last_zxid:x}")
+        # A crash between writing currentEpoch.tmp and renaming it over
+        # currentEpoch leaves the new epoch only in the temporary file
+        # (Apache's loadDataBase takes it from there and writes it back).
+        tmp = version_dir(data_dir) / (CURRENT_EPOCH + ".tmp")
+        from_tmp = read_long_file(tmp)
+        if from_tmp is None:
+            raise RecoveryError(f"The current epoch, {current:x}, is older than the last "
+                                f"zxid, {last_zxid:x}")
+        log.info("%s found. Setting current epoch to %d.", tmp, from_tmp)
+        current = from_tmp
+        write_current_epoch(data_dir, current)
     if accepted is None:
         accepted = zxid_epoch
         log.info("%s not found! Creating with a reasonable default of %d. This should only "

@@ -110,6 +110,25 @@ def test_epoch_files_are_checked_like_apache(tmp_path: Path) -> None:
         load_epochs(str(tmp_path), 0x300000002)
 
 
+@pytest.mark.pure
+def test_a_current_epoch_left_in_its_temporary_file_is_taken_from_there(tmp_path: Path) -> None:
+    """A crash after currentEpoch.tmp was written but before it replaced
+    currentEpoch: the log is in epoch 3, currentEpoch still says 2. Apache's
+    loadDataBase reads the temporary file, starts, and writes currentEpoch."""
+    vdir = tmp_path / "version-2"
+    vdir.mkdir()
+    (vdir / "acceptedEpoch").write_text("3")
+    (vdir / "currentEpoch").write_text("2")
+    (vdir / "currentEpoch.tmp").write_text("3")
+    assert load_epochs(str(tmp_path), 0x300000002) == (3, 3)
+    assert read_epochs(str(tmp_path)) == (3, 3)
+    # a temporary file that is not a number is refused, as Apache's readLongFromFile does
+    (vdir / "currentEpoch").write_text("2")
+    (vdir / "currentEpoch.tmp").write_text("x")
+    with pytest.raises(RecoveryError, match="Found"):
+        load_epochs(str(tmp_path), 0x300000002)
+
+
 def _apache_leader(apaches: dict[int, ApacheServer]) -> tuple[int | None, dict[int, str | None]]:
     """(the leader, every server's srvr ``Mode:``): the leader only when one
     server reports ``Mode: leader`` and every other ``Mode: follower``, that is
