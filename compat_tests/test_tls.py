@@ -27,6 +27,7 @@ from pyzk.testing.servers import (
     free_port,
     require_reference,
     require_reference_tool,
+    wait_for,
 )
 from pyzk.testing.wire import ConnectionClosed, WireClient
 
@@ -135,6 +136,17 @@ def _plaintext_knock(port: int) -> str:
     return "answered"
 
 
+def _accepts(port: int) -> bool:
+    """The port takes a TCP connection (closed at once, before any TLS)."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def _four_letter_over_tls(port: int, ctx: ssl.SSLContext) -> bytes:
     import socket
 
@@ -154,6 +166,9 @@ def _run(cls: type, tmp: Path, pki: dict[str, object], kind: str,
     cfg = _server_cfg(pki, tmp, kind, port, extra)
     outcomes: list[object] = []
     with cls(tmp / "data", extra_cfg=cfg):
+        # "started" is the plain client port; Apache opens the secure one
+        # right after it (ZooKeeperServerMain starts the factories in turn)
+        wait_for(lambda: _accepts(port), 20, f"the secure client port {port}")
         outcomes.append(("plaintext", _plaintext_knock(port)))
         outcomes.append(("ruok", _four_letter_over_tls(port, _client_context(pki, "client"))))
         for who in ("client", None, "untrusted", "expired", "admin"):
